@@ -1,0 +1,50 @@
+"""Prune the files of every feature that is off, then write a private .env.
+
+FEATURE_PATHS is the one place that says which files a feature owns. A key is a
+boolean option ("use_sse") or a choice and its value ("broker=redis"); when
+the answer does not match, every path listed for it is removed.
+"""
+
+import json
+import re
+import secrets
+import shutil
+from pathlib import Path
+
+ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+
+FEATURE_PATHS: dict[str, tuple[str, ...]] = {}
+
+
+def enabled(feature: str) -> bool:
+    option, _, value = feature.partition("=")
+    return ANSWERS[option] == value if value else ANSWERS[option] is True
+
+
+def prune(root: Path) -> None:
+    for feature, paths in FEATURE_PATHS.items():
+        if enabled(feature):
+            continue
+        for relative in paths:
+            path = root / relative
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+def write_dotenv(root: Path) -> None:
+    """.env is .env.example with a fresh secret key and DEBUG on for development."""
+    example = (root / ".env.example").read_text(encoding="utf-8")
+    key = secrets.token_urlsafe(50)
+    dotenv = re.sub(r"(?m)^DJANGO_SECRET_KEY=.*$", f"DJANGO_SECRET_KEY={key}", example)
+    dotenv = re.sub(r"(?m)^DJANGO_DEBUG=.*$", "DJANGO_DEBUG=true", dotenv)
+    path = root / ".env"
+    path.write_text(dotenv, encoding="utf-8")
+    path.chmod(0o600)
+
+
+if __name__ == "__main__":
+    project = Path.cwd()
+    prune(project)
+    write_dotenv(project)

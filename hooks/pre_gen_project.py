@@ -1,0 +1,89 @@
+"""Validate every answer before cookiecutter writes a single file.
+
+A bad answer prints one line naming the field, the value and what is allowed,
+then exits non-zero; cookiecutter then removes the project directory it made.
+"""
+
+import json
+import keyword
+import re
+import sys
+
+ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+DECLARED = json.loads(r"""{{ _cookiecutter | tojson }}""")
+# The baked project's own top-level modules (config, core, ...), listed at bake time.
+PROJECT_MODULES = set(json.loads(r"""{{ project_modules() | tojson }}"""))
+
+# Import names of the packages a baked project may depend on: a project named
+# like one of them would shadow it on sys.path.
+DEPENDENCY_MODULES = {
+    "aiofiles",
+    "asgiref",
+    "channels",
+    "channels_redis",
+    "daphne",
+    "django",
+    "environ",
+    "httpcore",
+    "httpx",
+    "httpx_sse",
+    "ninja",
+    "psycopg",
+    "psycopg_pool",
+    "pydantic",
+    "pytest",
+    "pytest_asyncio",
+    "pytest_django",
+    "redis",
+    "ruff",
+    "servestatic",
+    "stamina",
+    "test",
+    "tests",
+    "uvicorn",
+    "websockets",
+}
+SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+
+
+def slug_problem(slug: str) -> str | None:
+    if not SLUG_PATTERN.fullmatch(slug):
+        return "use at most 40 lowercase ASCII letters, digits and _, starting with a letter"
+    if keyword.iskeyword(slug) or keyword.issoftkeyword(slug):
+        return "it is a Python keyword"
+    if slug in sys.stdlib_module_names:
+        return "it would shadow the standard library module of that name"
+    if slug in DEPENDENCY_MODULES or slug in PROJECT_MODULES:
+        return "it would shadow a package the project imports"
+    return None
+
+
+def problems():
+    """Yield (field, value, what is allowed) for each bad answer."""
+    if not ANSWERS["project_name"].strip():
+        yield "project_name", ANSWERS["project_name"], "it must not be empty"
+    reason = slug_problem(ANSWERS["project_slug"])
+    if reason:
+        yield "project_slug", ANSWERS["project_slug"], reason
+    if not EMAIL_PATTERN.fullmatch(ANSWERS["author_email"]):
+        yield "author_email", ANSWERS["author_email"], "it must look like name@example.com"
+    for field, declared in DECLARED.items():
+        if field.startswith("_"):
+            continue
+        value = ANSWERS[field]
+        if isinstance(declared, list) and value not in declared:
+            yield field, value, f"choose one of {', '.join(declared)}"
+        if isinstance(declared, bool) and not isinstance(value, bool):
+            yield field, value, "answer yes or no"
+
+
+def main() -> int:
+    found = list(problems())
+    for field, value, allowed in found:
+        print(f"ERROR: {field} {value!r} is not allowed: {allowed}.", file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

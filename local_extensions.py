@@ -1,0 +1,46 @@
+"""Jinja filters that escape answers for the file they land in, and template facts.
+
+Cookiecutter loads this module through ``_extensions`` in cookiecutter.json. A
+project name such as ``Zoë's "Café" \\ API`` must still bake a pyproject.toml
+that parses, Python that compiles and Markdown that renders as typed.
+"""
+
+import json
+import re
+from pathlib import Path
+
+from jinja2.ext import Extension
+
+PROJECT_TEMPLATE = Path(__file__).resolve().parent / "{{cookiecutter.project_slug}}"
+
+# Characters that start emphasis, code, links, HTML or tables wherever they stand.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~])")
+
+
+def toml_string(value: str) -> str:
+    """A TOML basic string; JSON string escapes are a subset of TOML's."""
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def python_string(value: str) -> str:
+    """A Python string literal."""
+    return repr(str(value))
+
+
+def markdown_text(value: str) -> str:
+    """Text with every Markdown control character backslash-escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
+
+
+def project_modules() -> list[str]:
+    """Top-level module names of the baked project (config, core, manage, ...)."""
+    return sorted({path.stem for path in PROJECT_TEMPLATE.iterdir() if path.stem})
+
+
+class EscapeExtension(Extension):
+    def __init__(self, environment):
+        super().__init__(environment)
+        environment.globals["project_modules"] = project_modules
+        environment.filters["toml_string"] = toml_string
+        environment.filters["python_string"] = python_string
+        environment.filters["markdown_text"] = markdown_text

@@ -1,0 +1,95 @@
+"""Throwaway PostgreSQL and Redis servers on free loopback ports.
+
+Each server lives in its own temporary directory and is stopped (and the
+directory removed) when its context manager exits, even after a failure.
+"""
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+class ServerUnavailable(RuntimeError):
+    """The server binaries are not installed."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def postgres_bindir() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
+    found = shutil.which("pg_ctl")
+    if found:
+        candidates.append(str(Path(found).parent))
+    for directory in reversed(candidates):
+        if (Path(directory) / "initdb").exists():
+            return Path(directory)
+    raise ServerUnavailable(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql"
+    )
+
+
+@dataclass
+class Postgres:
+    port: int
+    user: str = "postgres"
+
+    def url(self, database: str) -> str:
+        return f"postgres://{self.user}@127.0.0.1:{self.port}/{database}"
+
+
+def _as_postgres_user(command: list[str]) -> list[str]:
+    # initdb and postgres refuse to run as root.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[Postgres]:
+    bindir = postgres_bindir()
+    port = free_port()
+    root = Path(tempfile.mkdtemp(prefix="pg-"))
+    data = root / "data"
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+
+    def run(program: str, *args: str) -> None:
+        command = _as_postgres_user([str(bindir / program), *args])
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+
+    try:
+        run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+        options = (
+            f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        run("pg_ctl", "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
+        yield Postgres(port=port)
+    finally:
+        if (data / "postmaster.pid").exists():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,65 @@
+"""The README's commands work as written, from a fresh copy of the template."""
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import httpx
+from matrix import TEMPLATE_DIR
+from servers import free_port
+
+README = (TEMPLATE_DIR / "README.md").read_text(encoding="utf-8")
+
+
+def command_after(marker: str) -> str:
+    match = re.search(rf"<!-- {marker} -->\n```sh\n(.+?)\n```", README, re.S)
+    assert match, f"README has no sh block after <!-- {marker} -->"
+    return match.group(1)
+
+
+def test_ci_runs_the_readme_test_command():
+    ci_script = (TEMPLATE_DIR / ".ci" / "run").read_text()
+    assert ci_script.rstrip().splitlines()[-1] == command_after("test-command")
+
+
+def test_bake_and_serve_answers_healthz(tmp_path):
+    checkout = tmp_path / "async-django-template"
+    shutil.copytree(
+        TEMPLATE_DIR,
+        checkout,
+        ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*_cache", "site"),
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        ["bash", "-c", command_after("bake-and-serve")],
+        cwd=checkout,
+        env={**os.environ, "UVICORN_PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        response = poll_healthz(port, server, timeout=240)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        output = server.communicate(timeout=30)[0]
+    assert response is not None, f"server never answered:\n{output}"
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert (tmp_path / "my_service" / "db.sqlite3").exists()
+
+
+def poll_healthz(port: int, server: subprocess.Popen, timeout: float) -> httpx.Response | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.5)
+    return None

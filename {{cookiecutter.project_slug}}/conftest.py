@@ -1,0 +1,22 @@
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+from pytest_asyncio import is_async_test
+
+
+@pytest.fixture
+async def close_db_connections():
+    """Close the connections that async ORM calls opened on asgiref's worker thread.
+
+    pytest-django only manages the main thread's connection; without this an
+    async test leaves its connection open, and PostgreSQL refuses to drop the
+    test database at the end of the run.
+    """
+    yield
+    await sync_to_async(connections.close_all)()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if is_async_test(item) and "close_db_connections" not in item.fixturenames:
+            item.fixturenames.append("close_db_connections")

@@ -1,0 +1,63 @@
+import asyncio
+from unittest import mock
+
+import pytest
+from django.db import OperationalError
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+
+async def test_healthz_answers_ok(async_client):
+    response = await async_client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert "no-cache" in response["Cache-Control"]
+
+
+async def test_healthz_touches_no_database(async_client):
+    # Without a django_db mark pytest-django makes any database access raise, so
+    # this passing proves liveness never waits on the database.
+    response = await async_client.get("/healthz")
+    assert response.status_code == 200
+
+
+async def test_healthz_refuses_writes(async_client):
+    response = await async_client.post("/healthz")
+    assert response.status_code == 405
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_readyz_reports_each_check(async_client):
+    response = await async_client.get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["checks"]["database"]["ok"] is True
+    assert isinstance(body["checks"]["database"]["ms"], float)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_readyz_names_a_failing_database(async_client):
+    failure = OperationalError("connection refused")
+    with mock.patch.object(BaseDatabaseWrapper, "cursor", side_effect=failure):
+        response = await async_client.get("/readyz")
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"] == {
+        "ok": False,
+        "ms": body["checks"]["database"]["ms"],
+        "error": "OperationalError",
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_readyz_times_out_a_hanging_check(async_client, settings):
+    async def hangs():
+        await asyncio.sleep(10)
+
+    settings.READINESS_TIMEOUT = 0.05
+    with mock.patch("core.readiness.database", hangs):
+        response = await async_client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"]["error"] == "timeout"
