@@ -56,6 +56,7 @@ def phase(record_property):
 
 
 _phase_times: dict[str, list[float]] = defaultdict(list)
+_identical: list[str] = []
 _run_started = time.perf_counter()
 
 
@@ -65,6 +66,8 @@ def pytest_runtest_logreport(report):
     for key, value in report.user_properties:
         if key.startswith("phase:"):
             _phase_times[key.removeprefix("phase:")].append(value)
+        elif key == "identical_to":
+            _identical.append(value)
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -78,4 +81,9 @@ def pytest_terminal_summary(terminalreporter):
             f"{name:<12}{len(times):>7}{sum(times):>10.1f}"
             f"{sum(times) / len(times):>9.2f}{max(times):>9.2f}"
         )
+    baked = len(_phase_times.get("bake", []))
+    write(
+        f"{baked} combinations baked: {baked - len(_identical)} distinct trees tested in full, "
+        f"{len(_identical)} byte-identical to one of those"
+    )
     write(f"wall time of the run: {time.perf_counter() - _run_started:.1f}s")
