@@ -13,7 +13,9 @@ from pathlib import Path
 
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
-FEATURE_PATHS: dict[str, tuple[str, ...]] = {}
+FEATURE_PATHS: dict[str, tuple[str, ...]] = {
+    "use_async_views": ("articles", "files"),
+}
 
 
 def enabled(feature: str) -> bool:

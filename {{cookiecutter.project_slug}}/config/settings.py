@@ -13,7 +13,7 @@ from django.utils.csp import CSP
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-env.read_env(env.path("DJANGO_ENV_FILE", default=BASE_DIR / ".env"))
+env.read_env(env.str("DJANGO_ENV_FILE", default=str(BASE_DIR / ".env")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
@@ -36,7 +36,14 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+{%- if cookiecutter.use_async_views %}
+    "ninja",
+{%- endif %}
     "core",
+{%- if cookiecutter.use_async_views %}
+    "articles",
+    "files",
+{%- endif %}
 ]
 
 MIDDLEWARE = [
@@ -125,6 +132,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "files/"
+MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", default=str(BASE_DIR / "media")))
+{%- if cookiecutter.use_async_views %}
+
+# Largest JSON body the API parses; larger ones get 413 before parsing.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=256 * 1024)
+{%- endif %}
 
 # Security. With DEBUG off every HTTPS protection is on unless switched off
 # explicitly; `manage.py check --deploy` then reports nothing.

@@ -1,7 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
+{%- if cookiecutter.use_async_views %}
+
+from articles.api import api
+{%- endif %}
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("core.urls")),
+{%- if cookiecutter.use_async_views %}
+    path("api/", api.urls),
+    path("files/", include("files.urls")),
+{%- endif %}
 ]

@@ -66,37 +66,28 @@ def unauthorized(detail: str) -> JsonResponse:
     return response
 
 
-def _credentials(request: HttpRequest) -> tuple[str | None, JsonResponse | None]:
-    token = bearer_token(request)
-    if token is None:
-        return None, unauthorized("Authentication required: send Authorization: Bearer <token>.")
+async def auser_from_token(request: HttpRequest, token: str):
+    """The active user `token` belongs to, made the request's user; None if there is none."""
     if not TOKEN_PATTERN.fullmatch(token):
-        return None, unauthorized("Invalid token.")
-    return token, None
-
-
-async def aauthenticate_request(request: HttpRequest):
-    """Authenticate the request's bearer token; return (user, None) or (None, 401 response)."""
-    token, problem = _credentials(request)
-    if problem:
-        return None, problem
+        return None
     user = await aauthenticate(request, bearer_token=token)
-    if user is None:
-        return None, unauthorized("Invalid token.")
-    use_user(request, user)
-    return user, None
+    if user is not None:
+        use_user(request, user)
+    return user
 
 
-def authenticate_request(request: HttpRequest):
-    """Sync twin of aauthenticate_request, for sync views."""
-    token, problem = _credentials(request)
-    if problem:
-        return None, problem
+def user_from_token(request: HttpRequest, token: str):
+    """Sync twin of auser_from_token, for sync views."""
+    if not TOKEN_PATTERN.fullmatch(token):
+        return None
     user = authenticate(request, bearer_token=token)
-    if user is None:
-        return None, unauthorized("Invalid token.")
-    use_user(request, user)
-    return user, None
+    if user is not None:
+        use_user(request, user)
+    return user
+
+
+MISSING = "Authentication required: send Authorization: Bearer <token>."
+INVALID = "Invalid token."
 
 
 def token_required(view):
@@ -109,15 +100,23 @@ def token_required(view):
 
         @wraps(view)
         async def wrapper(request, *args, **kwargs):
-            _, problem = await aauthenticate_request(request)
-            return problem or await view(request, *args, **kwargs)
+            token = bearer_token(request)
+            if token is None:
+                return unauthorized(MISSING)
+            if await auser_from_token(request, token) is None:
+                return unauthorized(INVALID)
+            return await view(request, *args, **kwargs)
 
     else:
 
         @wraps(view)
         def wrapper(request, *args, **kwargs):
-            _, problem = authenticate_request(request)
-            return problem or view(request, *args, **kwargs)
+            token = bearer_token(request)
+            if token is None:
+                return unauthorized(MISSING)
+            if user_from_token(request, token) is None:
+                return unauthorized(INVALID)
+            return view(request, *args, **kwargs)
 
     wrapper.csrf_exempt = True
     return wrapper

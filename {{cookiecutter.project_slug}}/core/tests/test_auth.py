@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.http import JsonResponse
 
-from core.auth import aauthenticate_request, token_required
+from core.auth import auser_from_token, token_required
 from core.models import ApiToken, hash_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,9 +59,8 @@ async def test_only_the_hash_is_stored(token):
 
 
 async def test_user_and_auser_agree(rf, token):
-    request = rf.get("/", headers={"Authorization": f"Bearer {token}"})
-    user, problem = await aauthenticate_request(request)
-    assert problem is None
+    request = rf.get("/")
+    user = await auser_from_token(request, token)
     assert request.user == user
     assert await request.auser() == user
     assert user.username == "ada"

@@ -1,0 +1,207 @@
+import pytest
+from django.test import override_settings
+
+from articles.models import Article, Tag
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ARTICLES = "/api/articles/"
+
+
+def article_url(article_id: int) -> str:
+    return f"{ARTICLES}{article_id}/"
+
+
+async def create(async_client, headers, **fields):
+    body = {"title": "Hello", "content": "Body", "tags": [], "published": True, **fields}
+    response = await async_client.post(
+        ARTICLES, body, content_type="application/json", headers=headers
+    )
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+async def nothing_written():
+    return await Article.objects.acount() == 0 and await Tag.objects.acount() == 0
+
+
+class TestCreate:
+    async def test_creates_the_article_and_its_tags(self, async_client, author):
+        _, headers = author
+        body = await create(async_client, headers, tags=["Django", " async ", "django"])
+        assert body["id"] > 0
+        assert body["title"] == "Hello"
+        assert body["author"] == "ada"
+        assert body["published"] is True
+        assert sorted(body["tags"]) == ["async", "django"]
+        assert await Article.objects.filter(pk=body["id"], tags__name="async").aexists()
+
+    async def test_reuses_existing_tags(self, async_client, author):
+        _, headers = author
+        await create(async_client, headers, tags=["django"])
+        await create(async_client, headers, tags=["django", "orm"])
+        assert [tag.name async for tag in Tag.objects.all()] == ["django", "orm"]
+
+    @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer " + "x" * 43}])
+    async def test_needs_a_valid_token(self, async_client, headers):
+        response = await async_client.post(
+            ARTICLES, {"title": "x"}, content_type="application/json", headers=headers
+        )
+        assert response.status_code == 401
+        assert response.json()["detail"]
+        assert await nothing_written()
+
+    async def test_malformed_json_is_400(self, async_client, author):
+        _, headers = author
+        response = await async_client.post(
+            ARTICLES, b'{"title": "x",', content_type="application/json", headers=headers
+        )
+        assert response.status_code == 400
+        assert response.json() == {"detail": "Cannot parse request body"}
+        assert await nothing_written()
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"title": 5}, "title"),
+            ({"title": "   "}, "title"),
+            ({"title": "x" * 201}, "title"),
+            ({"title": "x", "content": "x" * 50_001}, "content"),
+            ({"title": "x", "published": "yes"}, "published"),
+            ({"title": "x", "tags": "django"}, "tags"),
+            ({"title": "x", "tags": [f"t{i}" for i in range(11)]}, "tags"),
+            ({"title": "x", "tags": ["x" * 51]}, "tags"),
+            ({"title": "x", "tags": [""]}, "tags"),
+            ({"title": "x", "publihsed": True}, "publihsed"),
+            ({}, "title"),
+        ],
+    )
+    async def test_invalid_fields_are_422_per_field(self, async_client, author, body, field):
+        _, headers = author
+        response = await async_client.post(
+            ARTICLES, body, content_type="application/json", headers=headers
+        )
+        assert response.status_code == 422
+        errors = response.json()["detail"]
+        assert any(field in error["loc"] and error["msg"] for error in errors), errors
+        assert await nothing_written()
+
+    @override_settings(API_MAX_BODY_BYTES=100)
+    async def test_body_over_the_limit_is_413(self, async_client, author):
+        _, headers = author
+        response = await async_client.post(
+            ARTICLES, {"title": "x" * 150}, content_type="application/json", headers=headers
+        )
+        assert response.status_code == 413
+        assert "100 bytes" in response.json()["detail"]
+        assert await nothing_written()
+
+
+class TestRead:
+    async def test_lists_published_articles_newest_first_with_tags(self, async_client, author):
+        _, headers = author
+        first = await create(async_client, headers, title="First", tags=["a"])
+        await create(async_client, headers, title="Draft", published=False)
+        second = await create(async_client, headers, title="Second", tags=["b", "c"])
+        response = await async_client.get(ARTICLES)
+        assert response.status_code == 200
+        body = response.json()
+        assert body["count"] == 2
+        assert [item["id"] for item in body["items"]] == [second["id"], first["id"]]
+        assert body["items"][0]["tags"] == ["b", "c"]
+
+    async def test_pages_are_bounded(self, async_client, author):
+        _, headers = author
+        for number in range(3):
+            await create(async_client, headers, title=f"Article {number}")
+        page = (await async_client.get(ARTICLES, {"page_size": 2, "page": 2})).json()
+        assert page["count"] == 3
+        assert [item["title"] for item in page["items"]] == ["Article 0"]
+        response = await async_client.get(ARTICLES, {"page": 0})
+        assert response.status_code == 422
+
+    async def test_detail(self, async_client, author):
+        _, headers = author
+        created = await create(async_client, headers, tags=["django"])
+        response = await async_client.get(article_url(created["id"]))
+        assert response.status_code == 200
+        assert response.json() == created
+
+    async def test_unknown_article_is_404_json(self, async_client):
+        response = await async_client.get(article_url(999_999))
+        assert response.status_code == 404
+        assert response.json()["detail"].startswith("Not Found")
+
+    async def test_a_draft_is_visible_to_its_author_only(self, async_client, author, other):
+        _, headers = author
+        draft = await create(async_client, headers, published=False)
+        assert (await async_client.get(article_url(draft["id"]))).status_code == 404
+        response = await async_client.get(article_url(draft["id"]), headers=other[1])
+        assert response.status_code == 404
+        response = await async_client.get(article_url(draft["id"]), headers=headers)
+        assert response.status_code == 200
+
+    async def test_stats_are_counted_by_the_database(self, async_client, author):
+        _, headers = author
+        await create(async_client, headers, tags=["django", "orm"])
+        await create(async_client, headers, tags=["django"], published=False)
+        await create(async_client, headers)
+        response = await async_client.get(f"{ARTICLES}stats/")
+        assert response.status_code == 200
+        assert response.json() == {"total": 3, "published": 2, "by_tag": {"django": 2, "orm": 1}}
+
+
+class TestChange:
+    async def test_author_patches_only_the_fields_sent(self, async_client, author):
+        _, headers = author
+        created = await create(async_client, headers, content="Keep me", tags=["old"])
+        response = await async_client.patch(
+            article_url(created["id"]),
+            {"title": "New title", "tags": ["new", "newer"]},
+            content_type="application/json",
+            headers=headers,
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert body["title"] == "New title"
+        assert body["content"] == "Keep me"
+        assert body["tags"] == ["new", "newer"]
+
+    async def test_someone_else_may_not_patch_or_delete(self, async_client, author, other):
+        created = await create(async_client, author[1])
+        url = article_url(created["id"])
+        response = await async_client.patch(
+            url, {"title": "Mine now"}, content_type="application/json", headers=other[1]
+        )
+        assert response.status_code == 403
+        assert response.json()["detail"] == "Only the author may change this article."
+        assert (await async_client.delete(url, headers=other[1])).status_code == 403
+        assert (await Article.objects.aget(pk=created["id"])).title == "Hello"
+
+    async def test_patch_refuses_null_and_bad_types(self, async_client, author):
+        _, headers = author
+        created = await create(async_client, headers)
+        for body in ({"title": None}, {"published": "no"}, {"tags": None}):
+            response = await async_client.patch(
+                article_url(created["id"]), body, content_type="application/json", headers=headers
+            )
+            assert response.status_code == 422, body
+
+    async def test_changes_need_a_token(self, async_client, author):
+        created = await create(async_client, author[1])
+        url = article_url(created["id"])
+        response = await async_client.patch(url, {}, content_type="application/json")
+        assert response.status_code == 401
+        assert (await async_client.delete(url)).status_code == 401
+
+    async def test_unknown_article_is_404(self, async_client, author):
+        _, headers = author
+        response = await async_client.delete(article_url(999_999), headers=headers)
+        assert response.status_code == 404
+
+    async def test_author_deletes(self, async_client, author):
+        _, headers = author
+        created = await create(async_client, headers)
+        response = await async_client.delete(article_url(created["id"]), headers=headers)
+        assert response.status_code == 204
+        assert (await async_client.get(article_url(created["id"]))).status_code == 404
