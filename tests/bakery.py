@@ -15,7 +15,9 @@ UNSTABLE = {".env", "uv.lock"}
 IGNORED_DIRS = {".venv", "__pycache__", ".pytest_cache", ".ruff_cache"}
 # Django templates legitimately use {{ }} and {% %}.
 JINJA_SYNTAX_ALLOWED = {".html"}
-JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+# A Jinja statement, comment or cookiecutter variable; plain `{{`/`}}` are ordinary
+# in Python (f-strings, nested dicts).
+JINJA_LEFTOVER = re.compile(r"\{%|%\}|\{#|\{\{-?\s*cookiecutter")
 
 
 def bake(output_dir: Path, **answers) -> Path:
