@@ -4,6 +4,16 @@ from django.db import connections
 from pytest_asyncio import is_async_test
 
 
+@pytest.fixture(autouse=True)
+def static_files_from_apps(settings):
+    """Tests run without `collectstatic`: serve static files from the apps, unhashed."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.SERVESTATIC_USE_FINDERS = True
+
+
 @pytest.fixture
 async def close_db_connections():
     """Close the connections that async ORM calls opened on asgiref's worker thread.

@@ -205,3 +205,20 @@ class TestChange:
         response = await async_client.delete(article_url(created["id"]), headers=headers)
         assert response.status_code == 204
         assert (await async_client.get(article_url(created["id"]))).status_code == 404
+
+
+class TestDocs:
+    async def test_openapi_document_lists_the_routes(self, async_client):
+        response = await async_client.get("/api/openapi.json")
+        assert response.status_code == 200
+        paths = response.json()["paths"]
+        assert {"/api/articles/", "/api/articles/{article_id}/", "/api/articles/stats/"} <= set(
+            paths
+        )
+
+    async def test_interactive_docs_load_scripts_from_this_site(self, async_client):
+        response = await async_client.get("/api/docs")
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert '<script src="/static/ninja/swagger-ui-bundle.js">' in html
+        assert "script-src 'self'" in response["Content-Security-Policy"]

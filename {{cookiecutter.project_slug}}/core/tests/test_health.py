@@ -61,3 +61,11 @@ async def test_readyz_times_out_a_hanging_check(async_client, settings):
         response = await async_client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["database"]["error"] == "timeout"
+
+
+async def test_static_files_are_served_under_asgi(async_client):
+    response = await async_client.get("/static/admin/css/base.css")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/css")
+    body = b"".join([chunk async for chunk in response.streaming_content])
+    assert b"body" in body
