@@ -5,6 +5,12 @@ from pytest_asyncio import is_async_test
 
 
 @pytest.fixture(autouse=True)
+def plain_http(settings):
+    """Test clients speak plain HTTP; core/tests/test_settings.py checks the HTTPS settings."""
+    settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture(autouse=True)
 def static_files_from_apps(settings):
     """Tests run without `collectstatic`: serve static files from the apps, unhashed."""
     settings.STORAGES = {

@@ -47,17 +47,19 @@ INSTALLED_APPS = [
 {%- endif %}
 ]
 
+# Django's stock middleware in async-native form (core/middleware.py): an async
+# view pays no thread hop for them.
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
+    "core.middleware.SecurityMiddleware",
     # Serves /static/ under ASGI with async file responses (WhiteNoise is WSGI-first).
     "servestatic.middleware.ServeStaticMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "core.middleware.SessionMiddleware",
+    "core.middleware.CommonMiddleware",
+    "core.middleware.CsrfViewMiddleware",
+    "core.middleware.AuthenticationMiddleware",
+    "core.middleware.MessageMiddleware",
+    "core.middleware.XFrameOptionsMiddleware",
+    "core.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

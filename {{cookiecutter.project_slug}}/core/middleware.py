@@ -1,0 +1,102 @@
+"""Django's stock middleware, minus the thread hops under ASGI.
+
+Django runs every MiddlewareMixin hook (process_request, process_view,
+process_response) through `sync_to_async` when the stack is async: one
+thread hop each, queued on the request's single sync thread. Django's stock
+stack costs an async view 15 hops per request. Most of these hooks are pure
+computation (headers, redirects, cookies, lazy objects), so the classes below
+run them inline on the event loop. They subclass Django's own: the same code
+decides every header, cookie, redirect and CSRF outcome. Where a hook may do
+I/O (saving a session, storing messages in it), it still runs in one hop, and
+only when that I/O is needed. Under WSGI they behave exactly like Django's.
+"""
+
+from inspect import iscoroutinefunction
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import middleware as auth
+from django.contrib.messages import middleware as messages
+from django.contrib.sessions import middleware as sessions
+from django.middleware import clickjacking, common, csp, csrf, security
+
+
+class AsyncNativeMixin:
+    """Run a MiddlewareMixin's hooks on the event loop instead of a worker thread.
+
+    Only for hooks that do no I/O. A subclass whose hook sometimes does I/O
+    overrides `aprocess_response` to hop only then.
+    """
+
+    def __init__(self, get_response):
+        super().__init__(get_response)
+        if iscoroutinefunction(self) and hasattr(self, "process_view"):
+            # Django wraps a sync process_view in sync_to_async for an async
+            # stack; an async one it awaits as it is.
+            process_view = self.process_view
+
+            async def aprocess_view(request, view_func, view_args, view_kwargs):
+                return process_view(request, view_func, view_args, view_kwargs)
+
+            self.process_view = aprocess_view
+
+    async def __acall__(self, request):
+        response = None
+        if hasattr(self, "process_request"):
+            response = self.process_request(request)
+        response = response or await self.get_response(request)
+        if hasattr(self, "process_response"):
+            response = await self.aprocess_response(request, response)
+        return response
+
+    async def aprocess_response(self, request, response):
+        return self.process_response(request, response)
+
+
+class SecurityMiddleware(AsyncNativeMixin, security.SecurityMiddleware):
+    pass
+
+
+class CommonMiddleware(AsyncNativeMixin, common.CommonMiddleware):
+    pass
+
+
+class XFrameOptionsMiddleware(AsyncNativeMixin, clickjacking.XFrameOptionsMiddleware):
+    pass
+
+
+class ContentSecurityPolicyMiddleware(AsyncNativeMixin, csp.ContentSecurityPolicyMiddleware):
+    pass
+
+
+class AuthenticationMiddleware(AsyncNativeMixin, auth.AuthenticationMiddleware):
+    """Installs the lazy `request.user` and `request.auser`; loading happens on use."""
+
+
+class CsrfViewMiddleware(AsyncNativeMixin, csrf.CsrfViewMiddleware):
+    """The CSRF secret lives in a cookie; with CSRF_USE_SESSIONS it would be session I/O."""
+
+    def __init__(self, get_response):
+        if settings.CSRF_USE_SESSIONS:
+            raise ValueError("core.middleware.CsrfViewMiddleware expects CSRF_USE_SESSIONS off.")
+        super().__init__(get_response)
+
+
+class SessionMiddleware(AsyncNativeMixin, sessions.SessionMiddleware):
+    """Creating the (lazy) session store is pure; saving it is I/O, done in one hop."""
+
+    async def aprocess_response(self, request, response):
+        session = getattr(request, "session", None)
+        if session is not None and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST):
+            return await sync_to_async(self.process_response)(request, response)
+        return self.process_response(request, response)
+
+
+class MessageMiddleware(AsyncNativeMixin, messages.MessageMiddleware):
+    """Messages that were read or added are stored (maybe in the session): one hop, only then."""
+
+    async def aprocess_response(self, request, response):
+        storage = getattr(request, "_messages", None)
+        if storage is not None and (storage.used or storage.added_new):
+            return await sync_to_async(self.process_response)(request, response)
+        return self.process_response(request, response)

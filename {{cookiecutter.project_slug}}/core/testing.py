@@ -1,0 +1,71 @@
+"""Test helpers: drive the real ASGI handler, and count thread hops while it runs.
+
+Django's test clients bypass parts of the ASGI handler (its per-request
+thread context, the request_started/finished signals), so hop counts must be
+taken through `config.asgi.application` itself.
+"""
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from unittest import mock
+
+from asgiref.sync import SyncToAsync
+
+
+@dataclass
+class AsgiResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+async def asgi_request(app, method="GET", path="/", headers=(), body=b"") -> AsgiResponse:
+    """Send one HTTP request through an ASGI application and collect the answer."""
+    path, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *((k.encode(), v.encode()) for k, v in headers)],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+    sent = []
+
+    async def receive():
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.Event().wait()  # no disconnect: Django cancels this when done
+
+    async def send(message):
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = sent[0]
+    return AsgiResponse(
+        status=start["status"],
+        headers={k.decode().lower(): v.decode() for k, v in start["headers"]},
+        body=b"".join(message.get("body", b"") for message in sent[1:]),
+    )
+
+
+@contextlib.contextmanager
+def count_thread_hops():
+    """Collect the name of every function run through asgiref's sync_to_async."""
+    hops: list[str] = []
+    original = SyncToAsync.__call__
+
+    async def counting(self, *args, **kwargs):
+        hops.append(getattr(self.func, "__qualname__", repr(self.func)))
+        return await original(self, *args, **kwargs)
+
+    with mock.patch.object(SyncToAsync, "__call__", counting):
+        yield hops

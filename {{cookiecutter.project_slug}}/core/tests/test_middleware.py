@@ -1,0 +1,151 @@
+"""core.middleware: no thread hops under ASGI, and exactly Django's outcomes."""
+
+import re
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.handlers.asgi import ASGIHandler
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import AsyncClient, Client, override_settings
+from django.utils.module_loading import import_string
+
+from core.middleware import AsyncNativeMixin
+from core.testing import asgi_request, count_thread_hops
+
+
+def django_original(path: str) -> str:
+    """The Django class an async-native middleware subclasses (others unchanged)."""
+    cls = import_string(path)
+    if not issubclass(cls, AsyncNativeMixin):
+        return path
+    (original,) = (base for base in cls.__bases__ if base is not AsyncNativeMixin)
+    return f"{original.__module__}.{original.__qualname__}"
+
+
+STOCK = [django_original(path) for path in settings.MIDDLEWARE]
+STACKS = {"native": settings.MIDDLEWARE, "stock": STOCK}
+HANDLER_HOPS = 2  # Django's ASGI handler: request_started receivers, response.close()
+
+
+async def hops_for(path: str, middleware, **request) -> list[str]:
+    with override_settings(MIDDLEWARE=middleware):
+        handler = ASGIHandler()  # loads MIDDLEWARE now
+    with count_thread_hops() as hops, override_settings(MIDDLEWARE=middleware):
+        response = await asgi_request(handler, path=path, **request)
+    assert response.status < 500, response.body
+    return hops
+
+
+async def test_healthz_pays_no_hop_for_middleware():
+    assert len(await hops_for("/healthz", settings.MIDDLEWARE)) == HANDLER_HOPS
+
+
+async def test_the_stock_stack_pays_a_hop_per_hook():
+    assert "django.middleware.csrf.CsrfViewMiddleware" in STOCK
+    stock = await hops_for("/healthz", STOCK)
+    # Security 2, Session 2, Common 2, CSRF 3, Auth 1, Messages 2, XFrame 1, CSP 2
+    assert len(stock) == HANDLER_HOPS + 15
+
+
+@pytest.mark.urls("core.tests.urls")
+async def test_a_sync_view_costs_one_hop():
+    assert len(await hops_for("/tests/sync/", settings.MIDDLEWARE)) == HANDLER_HOPS + 1
+
+
+def normalise(response) -> dict:
+    """What must match between the stacks: status, headers, cookie attributes, body shape."""
+    headers = {
+        name: re.sub(r"'nonce-[^']+'", "'nonce'", value)
+        for name, value in response.headers.items()
+        if name != "Content-Length"
+    }
+    cookies = {
+        name: {key: value for key, value in morsel.items() if key != "expires"}
+        for name, morsel in response.cookies.items()
+    }
+    body = response.content if not response.streaming else b""
+    body = re.sub(rb'value="[A-Za-z0-9]{64}"', b'value="token"', body)
+    body = re.sub(rb'nonce="[^"]+"', b'nonce="x"', body)
+    return {"status": response.status_code, "headers": headers, "cookies": cookies, "body": body}
+
+
+SCENARIOS = {
+    "plain GET": ("get", "/healthz", {}),
+    "404": ("get", "/no/such/page/", {}),
+    "append slash": ("get", "/auth/whoami", {}),
+    "admin login form (CSRF cookie)": ("get", "/admin/login/", {}),
+    "POST without CSRF token": ("post", "/admin/login/", {"data": {"username": "x"}}),
+    "wrong method": ("post", "/healthz", {}),
+    "disallowed host": ("get", "/healthz", {"headers": {"host": "evil.example"}}),
+}
+
+
+async def run_async(middleware, method, path, extra, **client_options):
+    with override_settings(MIDDLEWARE=middleware):
+        client = AsyncClient(enforce_csrf_checks=True, raise_request_exception=False)
+        return await getattr(client, method)(path, **extra, **client_options)
+
+
+def run_sync(middleware, method, path, extra, **client_options):
+    with override_settings(MIDDLEWARE=middleware):
+        client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+        return getattr(client, method)(path, **extra, **client_options)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("ssl_redirect", [False, True])
+async def test_same_outcome_as_django_under_asgi(scenario, ssl_redirect, settings):
+    settings.SECURE_SSL_REDIRECT = ssl_redirect
+    method, path, extra = SCENARIOS[scenario]
+    native = await run_async(settings.MIDDLEWARE, method, path, extra)
+    stock = await run_async(STOCK, method, path, extra)
+    assert normalise(native) == normalise(stock)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_same_outcome_as_django_under_wsgi(scenario):
+    method, path, extra = SCENARIOS[scenario]
+    native = run_sync(settings.MIDDLEWARE, method, path, extra)
+    stock = run_sync(STOCK, method, path, extra)
+    assert normalise(native) == normalise(stock)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("stack", STACKS)
+async def test_login_with_csrf_token_saves_the_session(stack):
+    """A session save and a CSRF round trip, through each stack: same result."""
+    await get_user_model().objects.acreate_user("ada", password="a long passphrase", is_staff=True)
+    with override_settings(MIDDLEWARE=STACKS[stack]):
+        client = AsyncClient(enforce_csrf_checks=True)
+    form = await client.get("/admin/login/")
+    token = form.cookies[settings.CSRF_COOKIE_NAME].value
+    response = await client.post(
+        "/admin/login/",
+        {"username": "ada", "password": "a long passphrase", "csrfmiddlewaretoken": token},
+    )
+    assert response.status_code == 302
+    assert settings.SESSION_COOKIE_NAME in response.cookies
+    assert (await client.get("/admin/")).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("core.tests.urls")
+@pytest.mark.parametrize("stack", STACKS)
+async def test_messages_and_sessions_round_trip(stack):
+    with override_settings(MIDDLEWARE=STACKS[stack]):
+        client = AsyncClient()
+    assert (await client.get("/tests/add-message/")).status_code == 200
+    response = await client.get("/tests/read-messages/")
+    assert response.json() == {"messages": ["saved"]}
+    assert (await client.get("/tests/read-messages/")).json() == {"messages": []}
+
+
+def test_deploy_checks_still_see_the_security_middleware(settings):
+    settings.DEBUG = False
+    settings.SECURE_HSTS_SECONDS = 0
+    with pytest.raises(SystemCheckError, match=r"security\.W004"):
+        call_command("check", deploy=True, fail_level="WARNING")

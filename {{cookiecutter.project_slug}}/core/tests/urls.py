@@ -1,0 +1,29 @@
+"""The project's URLs plus a few views that exercise sessions, messages and sync code."""
+
+from django.contrib import messages
+from django.http import HttpResponse, JsonResponse
+from django.urls import path
+
+from config.urls import urlpatterns as project_urlpatterns
+
+
+def sync_view(request):
+    return JsonResponse({"sync": True})
+
+
+async def add_message(request):
+    await request.session.aset("visited", True)
+    messages.info(request, "saved")
+    return HttpResponse("added")
+
+
+def read_messages(request):
+    return JsonResponse({"messages": [str(message) for message in messages.get_messages(request)]})
+
+
+urlpatterns = [
+    *project_urlpatterns,
+    path("tests/sync/", sync_view),
+    path("tests/add-message/", add_message),
+    path("tests/read-messages/", read_messages),
+]
