@@ -57,7 +57,8 @@ def test_combination(answers, tmp_path, phase, environments, claims, request):
     with phase("install"):
         python = environments.python_for(project)
     bin_dir = python.parent
-    env = {}
+    # As the baked project's own CI workflow runs it: no .env, DEBUG off.
+    env = {"DJANGO_ENV_FILE": "/nonexistent/.env", "DJANGO_SECRET_KEY": "matrix-" + "k3y" * 20}
     if answers["database"] == "postgresql":
         # Each xdist worker has its own server and runs one project at a time.
         env["DATABASE_URL"] = request.getfixturevalue("postgres").url("postgres")

@@ -64,7 +64,8 @@ def count_thread_hops():
     original = SyncToAsync.__call__
 
     async def counting(self, *args, **kwargs):
-        hops.append(getattr(self.func, "__qualname__", repr(self.func)))
+        # Never repr() the function: a bound QuerySet method's repr runs the query.
+        hops.append(getattr(self.func, "__qualname__", None) or type(self.func).__name__)
         return await original(self, *args, **kwargs)
 
     with mock.patch.object(SyncToAsync, "__call__", counting):
