@@ -91,7 +91,7 @@ def run(command: list[str], cwd: Path, env: dict | None = None, timeout: float =
     )
     if result.returncode != 0:
         raise CommandFailed(
-            f"{' '.join(command)} exited {result.returncode} in {cwd}\n"
+            f"{' '.join(map(str, command))} exited {result.returncode} in {cwd}\n"
             f"--- stdout ---\n{result.stdout[-20000:]}\n--- stderr ---\n{result.stderr[-20000:]}"
         )
     return result

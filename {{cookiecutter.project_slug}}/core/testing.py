@@ -11,6 +11,13 @@ from dataclasses import dataclass
 from unittest import mock
 
 from asgiref.sync import SyncToAsync
+from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
+from django.test import override_settings
+
+# Django's ASGI handler hops twice per request: the request_started receivers,
+# and response.close() (request_finished).
+HANDLER_HOPS = 2
 
 
 @dataclass
@@ -70,3 +77,19 @@ def count_thread_hops():
 
     with mock.patch.object(SyncToAsync, "__call__", counting):
         yield hops
+
+
+async def request_hops(path: str, middleware: list[str] | None = None, **request) -> list[str]:
+    """The thread hops one request costs through a fresh ASGI handler.
+
+    The handler is built here, so it loads MIDDLEWARE (and the settings it
+    reads at start-up) as the test has them.
+    """
+    middleware = settings.MIDDLEWARE if middleware is None else middleware
+    with override_settings(MIDDLEWARE=middleware):
+        handler = ASGIHandler()
+        with count_thread_hops() as hops:
+            response = await asgi_request(handler, path=path, **request)
+    if response.status >= 300:
+        raise AssertionError(f"{path} answered {response.status}: {response.body[:500]!r}")
+    return hops

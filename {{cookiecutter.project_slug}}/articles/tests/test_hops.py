@@ -4,18 +4,13 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from articles.models import Article
-from config.asgi import application
-from core.testing import asgi_request, count_thread_hops
-
-HANDLER_HOPS = 2  # Django's ASGI handler: request_started receivers, response.close()
+from core.testing import HANDLER_HOPS, request_hops
 
 
 @pytest.mark.django_db(transaction=True)
 async def test_reading_an_article_costs_one_hop_for_its_query():
     author = await get_user_model().objects.acreate(username="ada")
     article = await Article.objects.acreate(author=author, title="Hops", published=True)
-    with count_thread_hops() as hops:
-        response = await asgi_request(application, path=f"/api/articles/{article.pk}/")
-    assert response.status == 200, response.body
+    hops = await request_hops(f"/api/articles/{article.pk}/")
     # One aget(): the article with its author, then its tags, in one hop.
     assert len(hops) == HANDLER_HOPS + 1, hops
