@@ -15,6 +15,7 @@ ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 FEATURE_PATHS: dict[str, tuple[str, ...]] = {
     "use_async_views": ("articles", "files"),
+    "use_hybrid_middleware": ("request_context",),
 }
 
 

@@ -50,6 +50,10 @@ INSTALLED_APPS = [
 # Django's stock middleware in async-native form (core/middleware.py): an async
 # view pays no thread hop for them.
 MIDDLEWARE = [
+{%- if cookiecutter.use_hybrid_middleware %}
+    # First, so its id and timing cover everything below it.
+    "request_context.middleware.RequestContextMiddleware",
+{%- endif %}
     "core.middleware.SecurityMiddleware",
     # Serves /static/ under ASGI with async file responses (WhiteNoise is WSGI-first).
     "servestatic.middleware.ServeStaticMiddleware",
@@ -183,11 +187,33 @@ READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", default=3.0)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+{%- if cookiecutter.use_hybrid_middleware %}
+    "filters": {
+        "request_id": {"()": "request_context.log.RequestIdFilter"},
+    },
+    "formatters": {
+        "plain": {"format": "{asctime} {levelname} [{request_id}] {name}: {message}", "style": "{"},
+        # One JSON object per line, for log shippers.
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain" if DEBUG else "json",
+            "filters": ["request_id"],
+        },
+    },
+{%- else %}
     "formatters": {
         "plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
+{%- endif %}
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
 }
