@@ -1,0 +1,141 @@
+"""Middleware stacks side by side: Django's stock classes vs core.middleware.
+
+Bakes the default project, serves `/healthz` with uvicorn (one worker, DEBUG
+off) once per stack, loads each with wrk from a second process, alternating
+the stacks, and prints requests per second, thread hops per request and the
+ratio. Everything binds to 127.0.0.1 and is stopped at the end.
+
+    uv run python -m bench.middleware [--seconds 10] [--rounds 3]
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from bakery import bake, run  # noqa: E402
+from servers import free_port, wait_for_port  # noqa: E402
+
+# Prints the project's MIDDLEWARE with each async-native class swapped for the
+# Django class it subclasses.
+STOCK_MIDDLEWARE = """
+import json, django
+django.setup()
+from django.conf import settings
+from django.utils.module_loading import import_string
+from core.middleware import AsyncNativeMixin
+
+def original(path):
+    cls = import_string(path)
+    if not issubclass(cls, AsyncNativeMixin):
+        return path
+    (base,) = (b for b in cls.__bases__ if b is not AsyncNativeMixin)
+    return f"{base.__module__}.{base.__qualname__}"
+
+print(json.dumps([original(path) for path in settings.MIDDLEWARE]))
+"""
+
+COUNT_HOPS = """
+import asyncio, django
+django.setup()
+from core.testing import request_hops
+print(len(asyncio.run(request_hops("/healthz"))))
+"""
+
+ENV = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "bench-" + "k3y" * 20,
+    "DJANGO_SECURE_SSL_REDIRECT": "false",
+    "DJANGO_LOG_LEVEL": "WARNING",
+    "DJANGO_ENV_FILE": "/nonexistent/.env",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,testserver",
+}
+
+
+def wrk(port: int, seconds: int) -> float:
+    result = run(
+        ["wrk", "-t2", "-c32", f"-d{seconds}s", f"http://127.0.0.1:{port}/healthz"],
+        cwd=Path.cwd(),
+        timeout=seconds + 30,
+    )
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout).group(1))
+
+
+def serve(project: Path, settings_module: str, port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [
+            str(project / ".venv/bin/uvicorn"),
+            "config.asgi:application",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            "--no-access-log",
+            "--log-level=warning",
+        ],
+        cwd=project,
+        env={**os.environ, **ENV, "DJANGO_SETTINGS_MODULE": settings_module},
+        start_new_session=True,
+    )
+    wait_for_port(port)
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: apt-get install wrk")
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-middleware-"))
+    try:
+        project = bake(workdir)
+        run(["uv", "sync", "--quiet"], cwd=project)
+        python = str(project / ".venv/bin/python")
+        env = {**ENV, "DJANGO_SETTINGS_MODULE": "config.settings"}
+        stock = run([python, "-c", STOCK_MIDDLEWARE], cwd=project, env=env).stdout.strip()
+        (project / "config" / "settings_stock.py").write_text(
+            f"from config.settings import *  # noqa: F403\n\nMIDDLEWARE = {stock}\n"
+        )
+        stacks = {"stock": "config.settings_stock", "native": "config.settings"}
+        hops, rates = {}, {name: [] for name in stacks}
+        for name, module in stacks.items():
+            result = run(
+                [python, "-c", COUNT_HOPS],
+                cwd=project,
+                env={**ENV, "DJANGO_SETTINGS_MODULE": module},
+            )
+            hops[name] = int(result.stdout.split()[-1])
+        for _ in range(args.rounds):
+            for name, module in stacks.items():
+                port = free_port()
+                server = serve(project, module, port)
+                try:
+                    wrk(port, 2)  # warm up
+                    rates[name].append(wrk(port, args.seconds))
+                finally:
+                    os.killpg(server.pid, signal.SIGTERM)
+                    server.wait(timeout=30)
+                time.sleep(0.5)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f"\nGET /healthz, uvicorn 1 worker, wrk -t2 -c32, {args.rounds} x {args.seconds}s each")
+    print(f"{'stack':<8}{'hops/request':>14}{'req/s (median)':>16}  all rounds")
+    for name in stacks:
+        rounds = ", ".join(f"{rate:.0f}" for rate in rates[name])
+        print(f"{name:<8}{hops[name]:>14}{statistics.median(rates[name]):>16.0f}  {rounds}")
+    ratio = statistics.median(rates["native"]) / statistics.median(rates["stock"])
+    print(f"native / stock: {ratio:.2f}x requests per second")
+
+
+if __name__ == "__main__":
+    main()
