@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from bakery import bake, run  # noqa: E402
-from servers import free_port, wait_for_port  # noqa: E402
+from bakery import bake, run
+from servers import free_port, wait_for_port
 
 # Prints the project's MIDDLEWARE with each async-native class swapped for the
 # Django class it subclasses.
