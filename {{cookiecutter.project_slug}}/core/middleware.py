@@ -24,8 +24,8 @@ from django.middleware import clickjacking, common, csp, csrf, security
 class AsyncNativeMixin:
     """Run a MiddlewareMixin's hooks on the event loop instead of a worker thread.
 
-    Only for hooks that do no I/O. A subclass whose hook sometimes does I/O
-    overrides `aprocess_response` to hop only then.
+    Only for hooks that do no I/O. A subclass whose process_response sometimes
+    does I/O says when in `response_needs_io`; it then runs in one hop.
     """
 
     def __init__(self, get_response):
@@ -50,7 +50,12 @@ class AsyncNativeMixin:
         return response
 
     async def aprocess_response(self, request, response):
+        if self.response_needs_io(request):
+            return await sync_to_async(self.process_response)(request, response)
         return self.process_response(request, response)
+
+    def response_needs_io(self, request) -> bool:
+        return False
 
 
 class SecurityMiddleware(AsyncNativeMixin, security.SecurityMiddleware):
@@ -85,18 +90,14 @@ class CsrfViewMiddleware(AsyncNativeMixin, csrf.CsrfViewMiddleware):
 class SessionMiddleware(AsyncNativeMixin, sessions.SessionMiddleware):
     """Creating the (lazy) session store is pure; saving it is I/O, done in one hop."""
 
-    async def aprocess_response(self, request, response):
+    def response_needs_io(self, request) -> bool:
         session = getattr(request, "session", None)
-        if session is not None and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST):
-            return await sync_to_async(self.process_response)(request, response)
-        return self.process_response(request, response)
+        return session is not None and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST)
 
 
 class MessageMiddleware(AsyncNativeMixin, messages.MessageMiddleware):
     """Messages that were read or added are stored (maybe in the session): one hop, only then."""
 
-    async def aprocess_response(self, request, response):
+    def response_needs_io(self, request) -> bool:
         storage = getattr(request, "_messages", None)
-        if storage is not None and (storage.used or storage.added_new):
-            return await sync_to_async(self.process_response)(request, response)
-        return self.process_response(request, response)
+        return storage is not None and (storage.used or storage.added_new)
