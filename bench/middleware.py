@@ -29,18 +29,8 @@ from servers import free_port, wait_for_port
 STOCK_MIDDLEWARE = """
 import json, django
 django.setup()
-from django.conf import settings
-from django.utils.module_loading import import_string
-from core.middleware import AsyncNativeMixin
-
-def original(path):
-    cls = import_string(path)
-    if not issubclass(cls, AsyncNativeMixin):
-        return path
-    (base,) = (b for b in cls.__bases__ if b is not AsyncNativeMixin)
-    return f"{base.__module__}.{base.__qualname__}"
-
-print(json.dumps([original(path) for path in settings.MIDDLEWARE]))
+from core.testing import stock_middleware
+print(json.dumps(stock_middleware()))
 """
 
 COUNT_HOPS = """

@@ -14,6 +14,7 @@ from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.test import override_settings
+from django.utils.module_loading import import_string
 
 # Django's ASGI handler hops twice per request: the request_started receivers,
 # and response.close() (request_finished).
@@ -93,3 +94,17 @@ async def request_hops(path: str, middleware: list[str] | None = None, **request
     if response.status >= 300:
         raise AssertionError(f"{path} answered {response.status}: {response.body[:500]!r}")
     return hops
+
+
+def stock_middleware() -> list[str]:
+    """MIDDLEWARE with each async-native class swapped for the Django class it subclasses."""
+    from core.middleware import AsyncNativeMixin  # needs the app registry
+
+    def original(path: str) -> str:
+        cls = import_string(path)
+        if not issubclass(cls, AsyncNativeMixin):
+            return path
+        (base,) = (base for base in cls.__bases__ if base is not AsyncNativeMixin)
+        return f"{base.__module__}.{base.__qualname__}"
+
+    return [original(path) for path in settings.MIDDLEWARE]

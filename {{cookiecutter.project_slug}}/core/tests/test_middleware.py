@@ -8,22 +8,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import AsyncClient, Client, override_settings
-from django.utils.module_loading import import_string
 
-from core.middleware import AsyncNativeMixin
-from core.testing import HANDLER_HOPS, request_hops
+from core.testing import HANDLER_HOPS, request_hops, stock_middleware
 
-
-def django_original(path: str) -> str:
-    """The Django class an async-native middleware subclasses (others unchanged)."""
-    cls = import_string(path)
-    if not issubclass(cls, AsyncNativeMixin):
-        return path
-    (original,) = (base for base in cls.__bases__ if base is not AsyncNativeMixin)
-    return f"{original.__module__}.{original.__qualname__}"
-
-
-STOCK = [django_original(path) for path in settings.MIDDLEWARE]
+STOCK = stock_middleware()
 STACKS = {"native": settings.MIDDLEWARE, "stock": STOCK}
 
 
