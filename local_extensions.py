@@ -32,6 +32,15 @@ def markdown_text(value: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
 
 
+# Options whose feature carries live events through the `broker` choice.
+BROKER_FEATURES = ("use_sse",)
+
+
+def uses_redis(answers) -> bool:
+    """Whether the baked project talks to Redis: the broker only matters to its features."""
+    return answers["broker"] == "redis" and any(answers[name] is True for name in BROKER_FEATURES)
+
+
 def project_modules() -> list[str]:
     """Top-level module names of the baked project (config, core, manage, ...)."""
     return sorted({path.stem for path in PROJECT_TEMPLATE.iterdir() if path.stem})
@@ -44,3 +53,4 @@ class EscapeExtension(Extension):
         environment.filters["toml_string"] = toml_string
         environment.filters["python_string"] = python_string
         environment.filters["markdown_text"] = markdown_text
+        environment.filters["uses_redis"] = uses_redis

@@ -16,6 +16,8 @@ ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 FEATURE_PATHS: dict[str, tuple[str, ...]] = {
     "use_async_views": ("articles", "files"),
     "use_hybrid_middleware": ("request_context",),
+    "use_sse": ("events",),
+    "broker=redis": ("events/redis_broker.py", "events/tests/test_redis_broker.py"),
 }
 
 
@@ -30,6 +32,8 @@ def prune(root: Path) -> None:
             continue
         for relative in paths:
             path = root / relative
+            if not path.exists():  # inside a feature already removed
+                continue
             if path.is_dir():
                 shutil.rmtree(path)
             else:

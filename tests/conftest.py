@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from bakery import Environments
-from servers import IN_CI, ServerUnavailable, postgres_server
+from servers import IN_CI, ServerUnavailable, postgres_server, redis_server
 
 # Baked projects get environments of their own, never the template's.
 os.environ.pop("VIRTUAL_ENV", None)
@@ -38,6 +38,13 @@ def postgres():
     """A throwaway PostgreSQL server for this worker, started on first use."""
     with contextlib.ExitStack() as stack:
         yield _server_or_skip(lambda: stack.enter_context(postgres_server()))
+
+
+@pytest.fixture(scope="session")
+def redis():
+    """A throwaway Redis server for this worker, started on first use."""
+    with contextlib.ExitStack() as stack:
+        yield _server_or_skip(lambda: stack.enter_context(redis_server()))
 
 
 @pytest.fixture

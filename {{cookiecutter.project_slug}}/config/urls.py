@@ -12,4 +12,7 @@ urlpatterns = [
     path("api/", api.urls),
     path("files/", include("files.urls")),
 {%- endif %}
+{%- if cookiecutter.use_sse %}
+    path("events/", include("events.urls")),
+{%- endif %}
 ]

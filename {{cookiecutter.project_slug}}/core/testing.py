@@ -28,10 +28,10 @@ class AsgiResponse:
     body: bytes
 
 
-async def asgi_request(app, method="GET", path="/", headers=(), body=b"") -> AsgiResponse:
-    """Send one HTTP request through an ASGI application and collect the answer."""
+def http_scope(method: str = "GET", path: str = "/", headers=()) -> dict:
+    """The ASGI scope a server builds for one HTTP request to `path` (with its query)."""
     path, _, query = path.partition("?")
-    scope = {
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -45,6 +45,11 @@ async def asgi_request(app, method="GET", path="/", headers=(), body=b"") -> Asg
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
+
+
+async def asgi_request(app, method="GET", path="/", headers=(), body=b"") -> AsgiResponse:
+    """Send one HTTP request through an ASGI application and collect the answer."""
+    scope = http_scope(method, path, headers)
     incoming = [{"type": "http.request", "body": body, "more_body": False}]
     sent = []
 

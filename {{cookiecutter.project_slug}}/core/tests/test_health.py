@@ -26,7 +26,8 @@ async def test_healthz_refuses_writes(async_client):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_readyz_reports_each_check(async_client):
+async def test_readyz_reports_each_check(async_client, settings):
+    settings.READINESS_CHECKS = {"database": "core.readiness.database"}
     response = await async_client.get("/readyz")
     assert response.status_code == 200
     body = response.json()

@@ -1,0 +1,111 @@
+"""What only the Redis broker does: one reader per process, outages, readiness."""
+
+import asyncio
+import contextlib
+import json
+import socket
+
+import pytest
+import redis.asyncio
+from django.core.handlers.asgi import ASGIHandler
+
+from core.testing import asgi_request
+from events.broker import BrokerUnavailable, aclose_broker, apublish
+from events.redis_broker import MAX_CONNECTIONS
+from events.tests.sse_client import SSEClient
+
+
+@pytest.fixture
+async def admin(settings, redis_server):
+    client = redis.asyncio.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+async def connections(admin) -> int:
+    return (await admin.info("clients"))["connected_clients"]
+
+
+async def test_streams_share_one_reader_connection(app, broker, admin):
+    before = await connections(admin)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = []
+        for _ in range(30):  # one after another, as clients trickle in
+            clients.append(await stack.enter_async_context(SSEClient(app)))
+            await clients[-1].message()
+        # The blocked reader, and one pooled connection the replays took turns on.
+        assert await connections(admin) - before <= 2
+        event_id = await apublish("to-all", 1)
+        for client in clients:
+            assert [m.id for m in await client.events(1)] == [event_id]
+
+
+async def test_a_burst_of_clients_stays_within_the_pool(app, broker, admin):
+    before = await connections(admin)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(SSEClient(app)) for _ in range(50)]
+        await asyncio.gather(*(client.message() for client in clients))
+        assert await connections(admin) - before <= MAX_CONNECTIONS
+
+
+async def test_the_reader_reconnects_when_its_connection_drops(app, broker, admin):
+    async with SSEClient(app) as client:
+        await client.message()
+        readers = [c for c in await admin.client_list() if c["cmd"] == "xread"]
+        assert len(readers) == 1
+        await admin.client_kill_filter(_id=readers[0]["id"])
+        ids = [await apublish("after-drop", n) for n in range(3)]
+        received = await client.events(3, seconds=10)
+    assert [m.id for m in received] == ids
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+async def unreachable_redis(settings):
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    yield
+    await aclose_broker()
+
+
+async def test_publish_while_redis_is_down_raises(unreachable_redis):
+    with pytest.raises(BrokerUnavailable):
+        await apublish("lost", 1)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_publish_endpoint_answers_503_while_redis_is_down(
+    unreachable_redis, async_client, token_headers
+):
+    response = await async_client.post(
+        "/events/publish/", {"event": "x", "data": 1}, "application/json", headers=token_headers
+    )
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+
+
+async def test_stream_while_redis_is_down_asks_the_client_to_retry(app, unreachable_redis):
+    async with SSEClient(app) as client:
+        message = await client.message()
+        async with asyncio.timeout(5):
+            await client.ended.wait()
+    assert client.status == 200  # EventSource gives up for good on an error status
+    assert message.retry == "3000"
+    assert "unavailable" in message.comment
+
+
+async def test_readyz_checks_redis(settings, redis_server):
+    response = await asgi_request(ASGIHandler(), path="/readyz")
+    assert json.loads(response.body)["checks"]["redis"]["ok"] is True
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    response = await asgi_request(ASGIHandler(), path="/readyz")
+    assert response.status == 503
+    assert json.loads(response.body)["checks"]["redis"] == {
+        "ok": False,
+        "ms": json.loads(response.body)["checks"]["redis"]["ms"],
+        "error": "ConnectionError",
+    }
