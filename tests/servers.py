@@ -154,3 +154,51 @@ def redis_server() -> Iterator[Redis]:
     finally:
         server.stop()
         shutil.rmtree(server.directory, ignore_errors=True)
+
+
+@dataclass
+class Uvicorn:
+    """A baked project served by uvicorn on a free loopback port."""
+
+    process: subprocess.Popen
+    port: int
+    log: Path
+    stopped_output: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        """What the server printed so far (all of it, once stopped)."""
+        if self.stopped_output is not None:
+            return self.stopped_output
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def uvicorn_server(python: Path, project: Path, env: dict[str, str], *args: str):
+    """Serve `project` with the uvicorn of its environment; stopped (SIGTERM) on exit."""
+    port = free_port()
+    log = Path(tempfile.mkstemp(prefix="uvicorn-", suffix=".log")[1])
+    command = [python, "-m", "uvicorn", "config.asgi:application", "--port", str(port), *args]
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, cwd=project, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    server = Uvicorn(process, port, log)
+    try:
+        try:
+            wait_for_port(port, timeout=60)
+        except TimeoutError:
+            raise RuntimeError(f"uvicorn did not start:\n{server.output()}") from None
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        server.stopped_output = server.output()
+        log.unlink(missing_ok=True)

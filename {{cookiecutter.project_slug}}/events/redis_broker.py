@@ -16,6 +16,8 @@ import logging
 
 import redis
 import redis.asyncio
+import redis.asyncio.retry
+import redis.retry
 from django.conf import settings
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
@@ -33,6 +35,10 @@ CONNECTION = {
 }
 # Per process: the reader, plus publishes and replays in flight; more wait their turn.
 MAX_CONNECTIONS = 8
+# After a Redis restart every pooled connection is dead: a command retries on
+# a fresh one instead of failing.
+RETRY_BACKOFF = ExponentialWithJitterBackoff(base=0.05, cap=1.0)
+RETRIES = 3
 READ_BLOCK_MILLISECONDS = 5000
 READ_BATCH = 500
 EMPTY_STREAM = "0-0"
@@ -51,7 +57,11 @@ class RedisBroker(Broker):
         super().__init__()
         self.key: str = settings.SSE_STREAM_KEY
         pool = redis.asyncio.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, max_connections=MAX_CONNECTIONS, timeout=5, **CONNECTION
+            settings.REDIS_URL,
+            max_connections=MAX_CONNECTIONS,
+            timeout=5,
+            retry=redis.asyncio.retry.Retry(RETRY_BACKOFF, RETRIES),
+            **CONNECTION,
         )
         self.redis = redis.asyncio.Redis.from_pool(pool)
         self._publish = self.redis.register_script(PUBLISH)
@@ -155,7 +165,9 @@ class RedisBroker(Broker):
 @functools.cache
 def _sync_publish():
     """The publish script on a sync client; its connection pool is thread-safe."""
-    return redis.Redis.from_url(settings.REDIS_URL, **CONNECTION).register_script(PUBLISH)
+    retry = redis.retry.Retry(RETRY_BACKOFF, RETRIES)
+    client = redis.Redis.from_url(settings.REDIS_URL, retry=retry, **CONNECTION)
+    return client.register_script(PUBLISH)
 
 
 async def check() -> None:

@@ -2,11 +2,14 @@
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 
 from django.conf import settings
 
 from events.broker import Broker, BrokerUnavailable, Event, Reset
+
+logger = logging.getLogger(__name__)
 
 
 def frame(item: Event | Reset) -> str:
@@ -38,7 +41,8 @@ async def event_stream(broker: Broker, last_event_id: str | None) -> AsyncIterat
                 if not batch:  # dropped: the client reconnects and resumes
                     return
                 yield "".join(map(frame, batch))
-    except BrokerUnavailable:
+    except BrokerUnavailable as exc:
+        logger.warning("Ended an event stream: the broker is unavailable (%s)", exc)
         # 200 and the end of the stream: EventSource retries after `retry`,
         # whereas an error status would make it give up for good.
         yield f"{retry}: the event broker is unavailable, reconnect later\n\n"
