@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -200,6 +201,18 @@ class MemoryBroker(Broker):
     @property
     def head(self) -> str:
         return f"{self.epoch}-{self.sequence}"
+
+    @classmethod
+    def publish_from_sync(cls, name: str, data: str) -> str:
+        # Under an ASGI server sync code runs on worker threads and the loop on
+        # the main thread. On the main thread there is no server loop in this
+        # process (a management command, a script): no stream would ever see it.
+        if threading.current_thread() is threading.main_thread():
+            raise BrokerUnavailable(
+                "The memory broker only reaches streams served by this process; "
+                "publish from a request or use the Redis broker."
+            )
+        return super().publish_from_sync(name, data)
 
     async def publish(self, name: str, data: str) -> str:
         self.sequence += 1

@@ -6,11 +6,12 @@ import json
 import socket
 
 import pytest
+import redis
 import redis.asyncio
 from django.core.handlers.asgi import ASGIHandler
 
 from core.testing import asgi_request
-from events.broker import BrokerUnavailable, aclose_broker, apublish
+from events.broker import BrokerUnavailable, aclose_broker, apublish, publish
 from events.redis_broker import MAX_CONNECTIONS
 from events.tests.sse_client import SSEClient
 
@@ -109,3 +110,29 @@ async def test_readyz_checks_redis(settings, redis_server):
         "ms": json.loads(response.body)["checks"]["redis"]["ms"],
         "error": "ConnectionError",
     }
+
+
+async def test_retention_is_exact_despite_approximate_trimming(app, broker, admin, sse_settings):
+    """Each entry records the one before it: a reset happens only when something was trimmed."""
+    ids = [await apublish("count", n) for n in range(sse_settings.SSE_RETENTION * 6)]
+    [(_, oldest)] = await admin.xrange(sse_settings.SSE_STREAM_KEY, count=1)
+    kept_from = ids.index(oldest["prev"]) + 1
+    assert kept_from > 0  # something was trimmed
+    async with SSEClient(app, headers=[("Last-Event-ID", ids[kept_from - 1])]) as client:
+        assert [m.id for m in await client.events(len(ids) - kept_from)] == ids[kept_from:]
+    async with SSEClient(app, headers=[("Last-Event-ID", ids[kept_from - 2])]) as client:
+        (reset,) = await client.events(1)
+    assert (reset.event, json.loads(reset.data)) == ("reset", {"reason": "expired"})
+
+
+def test_sync_publish_works_without_an_event_loop(settings, redis_server, sse_settings):
+    """A management command publishes over a sync connection."""
+    event_id = publish("from-a-command", {"ok": True})
+    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    try:
+        [(found_id, fields)] = client.xrange(sse_settings.SSE_STREAM_KEY)
+        client.delete(sse_settings.SSE_STREAM_KEY)
+    finally:
+        client.close()
+    assert found_id == event_id
+    assert (fields["event"], fields["data"]) == ("from-a-command", '{"ok":true}')
