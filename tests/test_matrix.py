@@ -74,8 +74,6 @@ def test_combination(answers, tmp_path, phase, environments, claims, request):
         workflow = project / ".github/workflows/ci.yml"
         if not claim(claims, "workflow-" + file_digest(workflow), name):
             run([*ACTIONLINT, workflow], cwd=project)
-        run([python, "manage.py", "check", "--fail-level", "WARNING"], cwd=project, env=env)
-        run([python, "manage.py", "makemigrations", "--check", "--dry-run"], cwd=project, env=env)
 
     with phase("test"):
         run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=env)

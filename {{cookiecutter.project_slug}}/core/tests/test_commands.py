@@ -26,3 +26,8 @@ def test_create_api_token_reuses_an_existing_user(capsys):
     assert ApiToken.objects.filter(user=user).count() == 2
     user.refresh_from_db()
     assert user.has_usable_password()
+
+
+def test_every_model_change_has_a_migration():
+    # Exits non-zero (SystemExit) when a model differs from its migrations.
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
