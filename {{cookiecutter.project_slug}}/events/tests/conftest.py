@@ -9,9 +9,9 @@ import redis
 from django.conf import settings
 {%- endif %}
 from django.contrib.auth import get_user_model
-from django.core.handlers.asgi import ASGIHandler
 
 from core.models import ApiToken
+from events.asgi import ASGIHandler
 from events.broker import aclose_broker, get_broker
 {%- if cookiecutter.broker == "redis" %}
 
@@ -56,7 +56,7 @@ async def broker(sse_settings{% if cookiecutter.broker == "redis" %}, redis_serv
 
 @pytest.fixture
 def app(sse_settings):
-    """Django's ASGI application, as a server runs it; one per test, as building it is slow."""
+    """The ASGI application the server runs; one per test, as building it is slow."""
     return ASGIHandler()
 
 

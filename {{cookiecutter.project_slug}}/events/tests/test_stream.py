@@ -1,10 +1,13 @@
 """GET /events/ through the real ASGI handler, against the configured broker."""
 
 import asyncio
+import contextlib
 import json
+import threading
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIHandler
 
 from events.broker import InvalidEvent, apublish, position, publish
 from events.tests.sse_client import SSEClient
@@ -158,6 +161,19 @@ async def test_disconnect_removes_the_subscription_and_every_task(app, broker):
     if others:
         await asyncio.wait(others, timeout=5)
     assert {task for task in asyncio.all_tasks() if not task.done()} == {current}
+
+
+async def test_open_streams_share_one_thread(app, broker):
+    """Django's own handler holds a thread per open stream; ours holds one for all."""
+    stock = ASGIHandler()
+    for handler, most_added in ((app, 1), (stock, 20)):
+        before = threading.active_count()
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(20):
+                client = await stack.enter_async_context(SSEClient(handler))
+                await client.message()
+            added = threading.active_count() - before
+        assert (added <= 1) if handler is app else (added >= most_added)
 
 
 async def test_publish_from_sync_code_reaches_open_streams(app, broker):
