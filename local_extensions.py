@@ -33,7 +33,7 @@ def markdown_text(value: str) -> str:
 
 
 # Options whose feature carries live events through the `broker` choice.
-BROKER_FEATURES = ("use_sse",)
+BROKER_FEATURES = ("use_sse", "use_channels")
 
 
 def uses_redis(answers) -> bool:

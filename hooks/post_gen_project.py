@@ -17,8 +17,14 @@ FEATURE_PATHS: dict[str, tuple[str, ...]] = {
     "use_async_views": ("articles", "files"),
     "use_hybrid_middleware": ("request_context",),
     "use_sse": ("events",),
+    "use_channels": ("rooms",),
     "broker=memory": ("events/tests/test_memory_broker.py",),
-    "broker=redis": ("events/redis_broker.py", "events/tests/test_redis_broker.py"),
+    "broker=redis": (
+        "events/redis_broker.py",
+        "events/tests/test_redis_broker.py",
+        "rooms/readiness.py",
+        "rooms/tests/test_redis_layer.py",
+    ),
 }
 
 

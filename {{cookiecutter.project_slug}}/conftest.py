@@ -1,5 +1,15 @@
+{% if cookiecutter | uses_redis -%}
+import os
+
+{% endif -%}
 import pytest
+{%- if cookiecutter | uses_redis %}
+import redis
+{%- endif %}
 from asgiref.sync import sync_to_async
+{%- if cookiecutter | uses_redis %}
+from django.conf import settings
+{%- endif %}
 from django.db import connections
 from pytest_asyncio import is_async_test
 
@@ -36,3 +46,20 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if is_async_test(item) and "close_db_connections" not in item.fixturenames:
             item.fixturenames.append("close_db_connections")
+{%- if cookiecutter | uses_redis %}
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """The Redis at REDIS_URL; tests use keys of their own there and delete them."""
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        message = f"Redis at REDIS_URL={settings.REDIS_URL} does not answer ({exc})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(f"{message}: start redis-server or set REDIS_URL")
+    finally:
+        client.close()
+{%- endif %}

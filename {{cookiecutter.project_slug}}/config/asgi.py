@@ -4,6 +4,10 @@ import os
 {%- if cookiecutter.use_sse %}
 
 import django
+{%- if cookiecutter.use_channels %}
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+{%- endif %}
 
 from events.asgi import ASGIHandler
 
@@ -11,12 +15,42 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup(set_prefix=False)
 
 # Django's own handler, except that open event streams share one thread.
-application = ASGIHandler()
+{%- if cookiecutter.use_channels %}
+http_application = ASGIHandler()
 {%- else %}
-
+application = ASGIHandler()
+{%- endif %}
+{%- else %}
+{% if cookiecutter.use_channels %}
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+{%- endif %}
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+{%- if cookiecutter.use_channels %}
+http_application = get_asgi_application()
+{%- else %}
 
 application = get_asgi_application()
+{%- endif %}
+{%- endif %}
+{%- if cookiecutter.use_channels %}
+
+# Imported once the apps are loaded: these import models.
+from channels.auth import AuthMiddlewareStack
+
+from rooms.auth import BearerTokenAuthMiddleware
+from rooms.routing import websocket_urlpatterns
+
+application = ProtocolTypeRouter(
+    {
+        "http": http_application,
+        # A foreign Origin is refused first; then the user (session cookie, or
+        # a bearer token for clients that are not browsers); then the route.
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(BearerTokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+        ),
+    }
+)
 {%- endif %}

@@ -48,6 +48,9 @@ INSTALLED_APPS = [
 {%- if cookiecutter.use_sse %}
     "events",
 {%- endif %}
+{%- if cookiecutter.use_channels %}
+    "rooms",
+{%- endif %}
 ]
 
 # Django's stock middleware in async-native form (core/middleware.py): an async
@@ -204,12 +207,34 @@ SSE_RETRY_MILLISECONDS = env.int("SSE_RETRY_MILLISECONDS", default=3000)
 SSE_CLIENT_QUEUE_SIZE = env.int("SSE_CLIENT_QUEUE_SIZE", default=256)
 SSE_MAX_DATA_BYTES = env.int("SSE_MAX_DATA_BYTES", default=64 * 1024)
 {%- endif %}
+{%- if cookiecutter.use_channels %}
+
+# Websockets (rooms/): the channel layer carries room messages between consumers.
+{%- if cookiecutter.broker == "redis" %}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    },
+}
+{%- else %}
+# In-process: clients connected to different workers never meet; use Redis for several.
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+{%- endif %}
+ROOMS_MAX_MESSAGE_LENGTH = env.int("ROOMS_MAX_MESSAGE_LENGTH", default=2000)
+# Frames one connection may send per window; past that it is told and closed.
+ROOMS_RATE_LIMIT = env.int("ROOMS_RATE_LIMIT", default=20)
+ROOMS_RATE_WINDOW_SECONDS = env.float("ROOMS_RATE_WINDOW_SECONDS", default=10.0)
+{%- endif %}
 
 # GET /readyz runs every check concurrently, each bounded by READINESS_TIMEOUT seconds.
 READINESS_CHECKS = {
     "database": "core.readiness.database",
 {%- if cookiecutter.use_sse and cookiecutter.broker == "redis" %}
     "redis": "events.redis_broker.check",
+{%- endif %}
+{%- if cookiecutter.use_channels and cookiecutter.broker == "redis" %}
+    "channel_layer": "rooms.readiness.channel_layer",
 {%- endif %}
 }
 READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", default=3.0)

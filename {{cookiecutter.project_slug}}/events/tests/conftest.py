@@ -1,35 +1,13 @@
 {% if cookiecutter.broker == "redis" -%}
-import os
 import uuid
 
 {% endif -%}
 import pytest
-{%- if cookiecutter.broker == "redis" %}
-import redis
-from django.conf import settings
-{%- endif %}
 from django.contrib.auth import get_user_model
 
 from core.models import ApiToken
 from events.asgi import ASGIHandler
 from events.broker import aclose_broker, get_broker
-{%- if cookiecutter.broker == "redis" %}
-
-
-@pytest.fixture(scope="session")
-def redis_server():
-    """The Redis at REDIS_URL; each test uses a stream key of its own there."""
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        message = f"Redis at REDIS_URL={settings.REDIS_URL} does not answer ({exc})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(f"{message}: start redis-server or set REDIS_URL")
-    finally:
-        client.close()
-{%- endif %}
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,99 @@
+"""A chat room over a websocket: every message goes to everyone in the room.
+
+Messages travel through the channel layer as a group per room, so clients
+connected to different worker processes meet when the layer is Redis.
+"""
+
+import json
+import re
+import time
+from collections import deque
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
+
+ROOM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# RFC 6455 close code for "policy violation".
+POLICY_VIOLATION = 1008
+
+
+class RoomConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        self.room = self.scope["url_route"]["kwargs"]["room"]
+        if not ROOM_NAME.fullmatch(self.room):
+            await self.close()  # before accept: the handshake is refused
+            return
+        user = self.scope["user"]  # resolved by AuthMiddlewareStack before we run
+        self.username = user.get_username() if user.is_authenticated else "anonymous"
+        self.group = f"room.{self.room}"
+        self.recent: deque[float] = deque()  # when the last frames arrived
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """Check each frame; a bad one is answered with an error, never closes the socket."""
+        if self.flooding():
+            await self.send_json(
+                {
+                    "error": f"rate limit exceeded: at most {settings.ROOMS_RATE_LIMIT} "
+                    f"messages per {settings.ROOMS_RATE_WINDOW_SECONDS:g} seconds"
+                }
+            )
+            await self.close(code=POLICY_VIOLATION)
+            return
+        if text_data is None:
+            await self.send_json(
+                {"error": 'binary frames are not accepted: send JSON text {"message": "..."}'}
+            )
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.send_json({"error": 'not JSON: send {"message": "..."}'})
+            return
+        problem = message_problem(content)
+        if problem:
+            await self.send_json({"error": problem})
+            return
+        await self.channel_layer.group_send(
+            self.group,
+            {
+                "type": "room.message",
+                "message": content["message"],
+                "user": self.username,
+                "room": self.room,
+                "sent_at": timezone.now().isoformat(),
+            },
+        )
+
+    async def room_message(self, event):
+        await self.send_json({key: event[key] for key in ("message", "user", "room", "sent_at")})
+
+    def flooding(self) -> bool:
+        """Count this frame; True once more than ROOMS_RATE_LIMIT arrived within the window."""
+        now = time.monotonic()
+        self.recent.append(now)
+        while self.recent[0] <= now - settings.ROOMS_RATE_WINDOW_SECONDS:
+            self.recent.popleft()
+        return len(self.recent) > settings.ROOMS_RATE_LIMIT
+
+
+def message_problem(content) -> str | None:
+    if not isinstance(content, dict) or "message" not in content:
+        return 'missing "message": send {"message": "..."}'
+    message = content["message"]
+    if not isinstance(message, str):
+        return '"message" must be a string'
+    if not message.strip():
+        return '"message" is empty'
+    if len(message) > settings.ROOMS_MAX_MESSAGE_LENGTH:
+        return f'"message" is longer than {settings.ROOMS_MAX_MESSAGE_LENGTH} characters'
+    unexpected = sorted(content.keys() - {"message"})
+    if unexpected:
+        return f"unexpected fields: {', '.join(unexpected)}"
+    return None

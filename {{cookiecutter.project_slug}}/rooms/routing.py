@@ -1,0 +1,7 @@
+from django.urls import path
+
+from rooms.consumers import RoomConsumer
+
+websocket_urlpatterns = [
+    path("ws/rooms/<str:room>/", RoomConsumer.as_asgi()),
+]
