@@ -41,7 +41,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(
                 {
                     "error": f"rate limit exceeded: at most {settings.ROOMS_RATE_LIMIT} "
-                    f"messages per {settings.ROOMS_RATE_WINDOW_SECONDS:g} seconds"
+                    f"frames per {settings.ROOMS_RATE_WINDOW_SECONDS:g} seconds"
                 }
             )
             await self.close(code=POLICY_VIOLATION)

@@ -64,6 +64,13 @@ async def test_a_bad_room_name_is_refused_at_connect(name):
     assert not connected
 
 
+@pytest.mark.parametrize("path", ["/ws/nowhere/", "/ws/rooms/", "/ws/rooms/lobby"])
+async def test_an_unknown_path_is_refused(path):
+    client = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://localhost")])
+    connected, _ = await client.connect()
+    assert not connected
+
+
 @pytest.mark.parametrize(
     "origin", [[(b"origin", b"https://evil.example")], [(b"origin", b"null")], []]
 )
@@ -83,7 +90,7 @@ async def test_a_flood_is_told_then_closed_with_policy_violation(settings):
         assert (await client.receive_json_from())["message"] == f"spam {n}"
     await client.send_json_to({"message": "one too many"})
     assert await client.receive_json_from() == {
-        "error": "rate limit exceeded: at most 3 messages per 60 seconds"
+        "error": "rate limit exceeded: at most 3 frames per 60 seconds"
     }
     assert await client.receive_output() == {"type": "websocket.close", "code": POLICY_VIOLATION}
 
