@@ -18,6 +18,7 @@ FEATURE_PATHS: dict[str, tuple[str, ...]] = {
     "use_hybrid_middleware": ("request_context",),
     "use_sse": ("events",),
     "use_channels": ("rooms",),
+    "use_httpx": ("upstreams",),
     "broker=memory": ("events/tests/test_memory_broker.py",),
     "broker=redis": (
         "events/redis_broker.py",

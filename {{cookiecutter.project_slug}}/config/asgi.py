@@ -54,3 +54,11 @@ application = ProtocolTypeRouter(
     }
 )
 {%- endif %}
+{%- if cookiecutter.use_httpx %}
+
+# Django does not speak the ASGI lifespan protocol; this answers it and closes
+# the shared httpx client when the server shuts down (upstreams/lifespan.py).
+from upstreams.lifespan import Lifespan
+
+application = Lifespan(application)
+{%- endif %}

@@ -51,6 +51,9 @@ INSTALLED_APPS = [
 {%- if cookiecutter.use_channels %}
     "rooms",
 {%- endif %}
+{%- if cookiecutter.use_httpx %}
+    "upstreams",
+{%- endif %}
 ]
 
 # Django's stock middleware in async-native form (core/middleware.py): an async
@@ -225,6 +228,24 @@ ROOMS_MAX_MESSAGE_LENGTH = env.int("ROOMS_MAX_MESSAGE_LENGTH", default=2000)
 # Frames one connection may send per window; past that it is told and closed.
 ROOMS_RATE_LIMIT = env.int("ROOMS_RATE_LIMIT", default=20)
 ROOMS_RATE_WINDOW_SECONDS = env.float("ROOMS_RATE_WINDOW_SECONDS", default=10.0)
+{%- endif %}
+{%- if cookiecutter.use_httpx %}
+
+# Outbound HTTP (upstreams/): one pooled httpx client per process.
+HTTPX_CONNECT_TIMEOUT = env.float("HTTPX_CONNECT_TIMEOUT", default=2.0)
+HTTPX_READ_TIMEOUT = env.float("HTTPX_READ_TIMEOUT", default=5.0)
+HTTPX_WRITE_TIMEOUT = env.float("HTTPX_WRITE_TIMEOUT", default=5.0)
+# Seconds a request waits for a free connection when all are busy.
+HTTPX_POOL_TIMEOUT = env.float("HTTPX_POOL_TIMEOUT", default=2.0)
+HTTPX_MAX_CONNECTIONS = env.int("HTTPX_MAX_CONNECTIONS", default=100)
+HTTPX_MAX_KEEPALIVE_CONNECTIONS = env.int("HTTPX_MAX_KEEPALIVE_CONNECTIONS", default=20)
+# Attempts for idempotent requests that failed to connect, timed out or got 502/503/504.
+HTTPX_RETRY_ATTEMPTS = env.int("HTTPX_RETRY_ATTEMPTS", default=3)
+HTTPX_RETRY_WAIT_INITIAL = env.float("HTTPX_RETRY_WAIT_INITIAL", default=0.1)
+# GET /api/dashboard/: name=url,name=url, fetched at once within DASHBOARD_TIMEOUT seconds.
+DASHBOARD_SOURCES = env.str("DASHBOARD_SOURCES", default="self=http://127.0.0.1:8000/healthz")
+DASHBOARD_CONCURRENCY = env.int("DASHBOARD_CONCURRENCY", default=10)
+DASHBOARD_TIMEOUT = env.float("DASHBOARD_TIMEOUT", default=2.0)
 {%- endif %}
 
 # GET /readyz runs every check concurrently, each bounded by READINESS_TIMEOUT seconds.

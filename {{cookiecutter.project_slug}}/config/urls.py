@@ -8,6 +8,9 @@ from articles.api import api
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("core.urls")),
+{%- if cookiecutter.use_httpx %}
+    path("api/", include("upstreams.urls")),
+{%- endif %}
 {%- if cookiecutter.use_async_views %}
     path("api/", api.urls),
     path("files/", include("files.urls")),

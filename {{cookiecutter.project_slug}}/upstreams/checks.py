@@ -1,0 +1,27 @@
+from django.conf import settings
+from django.core.checks import Error, register
+
+from upstreams.dashboard import parse_sources
+
+
+@register()
+def dashboard_settings(app_configs, **kwargs):
+    """A bad DASHBOARD_* setting stops `check` and the server, not a request."""
+    errors = []
+    try:
+        parse_sources(settings.DASHBOARD_SOURCES)
+    except ValueError as exc:
+        errors.append(
+            Error(
+                str(exc),
+                hint="Example: status=https://status.example.com/api/summary.json",
+                id="upstreams.E001",
+            )
+        )
+    if settings.DASHBOARD_CONCURRENCY < 1:
+        errors.append(Error("DASHBOARD_CONCURRENCY must be at least 1.", id="upstreams.E002"))
+    if settings.DASHBOARD_TIMEOUT <= 0:
+        errors.append(
+            Error("DASHBOARD_TIMEOUT must be a positive number of seconds.", id="upstreams.E003")
+        )
+    return errors

@@ -1,0 +1,149 @@
+import asyncio
+import time
+
+import httpx
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+FAST = "http://fast.test/status"
+SLOW = "http://slow.test/status"
+BROKEN = "http://broken.test/status"
+
+
+def json_response(data, status=200):
+    return lambda request: httpx.Response(status, json=data)
+
+
+def after(seconds, response):
+    async def handler(request):
+        await asyncio.sleep(seconds)
+        return response
+
+    return handler
+
+
+@pytest.fixture
+def sources(settings, upstream):
+    def configure(**urls):
+        settings.DASHBOARD_SOURCES = ",".join(f"{name}={url}" for name, url in urls.items())
+        upstream.install()
+
+    return configure
+
+
+async def test_each_source_reports_its_own_outcome(async_client, settings, upstream, sources):
+    settings.DASHBOARD_TIMEOUT = 0.5
+    upstream.routes = {
+        FAST: json_response({"up": True}),
+        BROKEN: json_response({"detail": "boom"}, status=500),
+        "http://text.test/": lambda request: httpx.Response(200, text="plain"),
+        "http://badjson.test/": lambda request: httpx.Response(
+            200, content=b"{nope", headers={"content-type": "application/json"}
+        ),
+        SLOW: after(5, httpx.Response(200)),
+    }
+    sources(
+        fast=FAST,
+        broken=BROKEN,
+        text="http://text.test/",
+        badjson="http://badjson.test/",
+        slow=SLOW,
+        down="http://down.test/",
+    )
+    started = time.perf_counter()
+    response = await async_client.get("/api/dashboard/")
+    took = time.perf_counter() - started
+    assert response.status_code == 200
+    results = response.json()["sources"]
+    assert results["fast"] | {"elapsed_ms": 0} == {
+        "ok": True,
+        "status": 200,
+        "data": {"up": True},
+        "elapsed_ms": 0,
+    }
+    assert results["text"]["data"] == "plain"
+    failures = {name: r["error"] for name, r in results.items() if not r["ok"]}
+    assert failures == {
+        "broken": "http 500",
+        "badjson": "invalid json",
+        "slow": "timeout",
+        "down": "connect error",
+    }
+    assert all(isinstance(r["elapsed_ms"], float) for r in results.values())
+    assert took < 0.5 + 0.3  # the deadline plus a margin, though one source takes 5 s
+
+
+async def test_sources_run_concurrently(async_client, settings, upstream, sources):
+    upstream.routes = {
+        f"http://s{n}.test/": after(0.3, httpx.Response(200, json=n)) for n in range(3)
+    }
+    sources(**{f"s{n}": f"http://s{n}.test/" for n in range(3)})
+    started = time.perf_counter()
+    response = await async_client.get("/api/dashboard/")
+    took = time.perf_counter() - started
+    assert all(r["ok"] for r in response.json()["sources"].values())
+    assert took < 0.6  # three sources of 0.3 s each, at once: not 0.9 s
+
+
+async def test_concurrency_is_bounded(async_client, settings, upstream, sources):
+    settings.DASHBOARD_CONCURRENCY = 1
+    upstream.routes = {f"http://s{n}.test/": after(0.1, httpx.Response(200)) for n in range(3)}
+    sources(**{f"s{n}": f"http://s{n}.test/" for n in range(3)})
+    started = time.perf_counter()
+    await async_client.get("/api/dashboard/")
+    assert time.perf_counter() - started >= 0.3  # one at a time
+
+
+async def test_a_503_is_retried_until_it_succeeds(async_client, upstream, sources):
+    answers = iter([httpx.Response(503), httpx.Response(502), httpx.Response(200, json="ok")])
+    upstream.routes = {FAST: lambda request: next(answers)}
+    sources(fast=FAST)
+    result = (await async_client.get("/api/dashboard/")).json()["sources"]["fast"]
+    assert result["ok"] is True
+    assert upstream.calls == [FAST] * 3
+
+
+async def test_retries_stop_after_the_configured_attempts(
+    async_client, settings, upstream, sources
+):
+    settings.HTTPX_RETRY_ATTEMPTS = 3
+    upstream.routes = {BROKEN: lambda request: httpx.Response(503)}
+    sources(broken=BROKEN)
+    result = (await async_client.get("/api/dashboard/")).json()["sources"]["broken"]
+    assert result["error"] == "http 503"
+    assert upstream.calls == [BROKEN] * 3
+
+
+async def test_a_500_is_not_retried(async_client, upstream, sources):
+    upstream.routes = {BROKEN: json_response({}, status=500)}
+    sources(broken=BROKEN)
+    await async_client.get("/api/dashboard/")
+    assert upstream.calls == [BROKEN]
+
+
+async def test_connect_errors_are_retried(async_client, upstream, sources):
+    sources(down="http://down.test/")
+    result = (await async_client.get("/api/dashboard/")).json()["sources"]["down"]
+    assert result["error"] == "connect error"
+    assert len(upstream.calls) == 3
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("", "DASHBOARD_SOURCES is empty"),
+        ("noequals", "is not name=url"),
+        ("a b=http://x.test/", "is not name=url"),
+        ("a=ftp://x.test/", "is not an http"),
+        ("a=http://x.test/,a=http://y.test/", "a appears twice"),
+    ],
+)
+def test_a_bad_sources_setting_fails_the_system_check(settings, value, problem):
+    settings.DASHBOARD_SOURCES = value
+    with pytest.raises(SystemCheckError, match=problem):
+        call_command("check")
+
+
+def test_the_default_settings_pass_the_check():
+    call_command("check")
