@@ -61,7 +61,7 @@ async def fetch(client, source: Source, deadline: float, slots: asyncio.Semaphor
         async with asyncio.timeout_at(deadline), slots:
             remaining = deadline - asyncio.get_running_loop().time()
             response = await request(client, "GET", source.url, deadline=remaining)
-        if response.is_error:
+        if not response.is_success:  # redirects are not followed: a 3xx is a failure too
             error = f"http {response.status_code}"
         else:
             data = _body(response)

@@ -1,7 +1,7 @@
 """Requests that retry what is safe to retry, within a deadline.
 
 Only idempotent methods are retried, and only when the upstream could not be
-reached, timed out, or answered 502/503/504. stamina does the backoff
+reached, timed out, dropped the connection, or answered 502/503/504. stamina does the backoff
 (exponential, jittered, bounded attempts) and stops before the deadline; the
 deadline itself is a hard `asyncio.timeout`, so no request outlives it.
 """
@@ -23,7 +23,8 @@ class RetryableStatus(Exception):
 
 
 def _worth_retrying(exc: Exception) -> bool:
-    return isinstance(exc, httpx.ConnectError | httpx.TimeoutException | RetryableStatus)
+    # TransportError: connect and read errors, timeouts, a connection cut mid-answer.
+    return isinstance(exc, httpx.TransportError | RetryableStatus)
 
 
 async def request(

@@ -6,12 +6,13 @@ and the upstream's failures mapped to a few exceptions callers can handle.
 The API here is a status service: GET /services/<name> answers
 {"name": str, "healthy": bool, "checked_at": ISO time}.
 
-    api = StatusApi(settings.STATUS_API_URL, token=settings.STATUS_API_TOKEN)
+    api = StatusApi("https://status.example.com/api", token=token_from_settings)
     status = await api.service("billing")
 """
 
 import datetime
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import httpx
 
@@ -45,13 +46,15 @@ class StatusApi:
         self.client = client
 
     async def service(self, name: str, deadline: float = 2.0) -> ServiceStatus:
-        url = f"{self.base_url}/services/{name}"
+        url = f"{self.base_url}/services/{quote(name, safe='')}"
         try:
             response = await request(
                 self.client or get_client(), "GET", url, headers=self.headers, deadline=deadline
             )
         except (TimeoutError, httpx.TransportError) as exc:
             raise StatusApiUnavailable(f"status API unreachable: {exc!r}") from exc
+        except httpx.HTTPError as exc:  # undecodable body, redirect loop
+            raise StatusApiError(f"bad answer from the status API: {exc!r}") from exc
         if response.status_code == 404:
             raise ServiceNotFound(name)
         if response.status_code >= 500:

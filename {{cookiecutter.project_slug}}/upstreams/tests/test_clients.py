@@ -31,6 +31,22 @@ async def test_one_client_is_shared_until_shutdown_closes_it():
     assert get_client() is not first
 
 
+async def test_startup_fails_with_the_check_message_when_a_setting_is_bad(settings):
+    settings.DASHBOARD_SOURCES = "not-a-source"
+    messages = iter([{"type": "lifespan.startup"}])
+    sent = []
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append(message)
+
+    await Lifespan(app=None)({"type": "lifespan"}, receive, send)
+    assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
+    assert "upstreams.E001" in sent[0]["message"]
+
+
 async def test_a_post_is_never_retried(settings):
     calls = []
 
@@ -80,6 +96,7 @@ async def test_the_typed_client_returns_a_dataclass_and_sends_its_token():
         (httpx.Response(401), StatusApiError),
         (httpx.Response(200, json={"name": "x"}), StatusApiError),
         (httpx.Response(200, text="<html>"), StatusApiError),
+        (httpx.Response(302, headers={"Location": "/elsewhere"}), StatusApiError),
     ],
 )
 async def test_the_typed_client_maps_failures(answer, error):

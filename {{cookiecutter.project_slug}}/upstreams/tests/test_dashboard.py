@@ -42,6 +42,7 @@ async def test_each_source_reports_its_own_outcome(async_client, settings, upstr
             200, content=b"{nope", headers={"content-type": "application/json"}
         ),
         SLOW: after(5, httpx.Response(200)),
+        "http://moved.test/": lambda request: httpx.Response(302, headers={"Location": "/x"}),
     }
     sources(
         fast=FAST,
@@ -50,6 +51,7 @@ async def test_each_source_reports_its_own_outcome(async_client, settings, upstr
         badjson="http://badjson.test/",
         slow=SLOW,
         down="http://down.test/",
+        moved="http://moved.test/",
     )
     started = time.perf_counter()
     response = await async_client.get("/api/dashboard/")
@@ -69,9 +71,10 @@ async def test_each_source_reports_its_own_outcome(async_client, settings, upstr
         "badjson": "invalid json",
         "slow": "timeout",
         "down": "connect error",
+        "moved": "http 302",
     }
     assert all(isinstance(r["elapsed_ms"], float) for r in results.values())
-    assert took < 0.5 + 0.3  # the deadline plus a margin, though one source takes 5 s
+    assert took < 0.5 + 0.5  # the deadline plus a margin, though one source takes 5 s
 
 
 async def test_sources_run_concurrently(async_client, settings, upstream, sources):
