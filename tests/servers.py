@@ -156,6 +156,21 @@ def redis_server() -> Iterator[Redis]:
         shutil.rmtree(server.directory, ignore_errors=True)
 
 
+def served_env(database: Path, **variables: str) -> dict[str, str]:
+    """Environment for serving a baked project as production would, on plain HTTP.
+
+    No .env file, DEBUG off, a SQLite database at `database`, plus `variables`.
+    """
+    return {
+        **os.environ,
+        "DJANGO_ENV_FILE": "/nonexistent/.env",
+        "DJANGO_SECRET_KEY": "live-" + "s3cret" * 10,
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DATABASE_URL": f"sqlite:///{database}",
+        **variables,
+    }
+
+
 @dataclass
 class Uvicorn:
     """A baked project served by uvicorn on a free loopback port."""

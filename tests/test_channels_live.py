@@ -6,25 +6,11 @@ client sends reaches B's only through the Redis channel layer.
 
 import asyncio
 import json
-import os
 
 import pytest
 from bakery import bake, run
-from servers import IN_CI, ServerUnavailable, redis_server, uvicorn_server
+from servers import served_env, uvicorn_server
 from websockets.asyncio.client import connect
-
-SECRET_KEY = "live-" + "s3cret" * 10
-
-
-@pytest.fixture
-def redis_live():
-    try:
-        with redis_server() as server:
-            yield server
-    except ServerUnavailable as missing:
-        if IN_CI:
-            pytest.fail(f"{missing} (required when CI=true)")
-        pytest.skip(str(missing))
 
 
 def join(server, room: str):
@@ -49,17 +35,10 @@ async def exchange(a, b) -> None:
             await asyncio.wait_for(elsewhere.recv(), 0.5)
 
 
-def test_a_message_sent_on_one_process_arrives_on_the_other(tmp_path, environments, redis_live):
+def test_a_message_sent_on_one_process_arrives_on_the_other(tmp_path, environments, own_redis):
     project = bake(tmp_path, use_channels=True, broker="redis")
     python = environments.python_for(project)
-    env = {
-        **os.environ,
-        "DJANGO_ENV_FILE": "/nonexistent/.env",
-        "DJANGO_SECRET_KEY": SECRET_KEY,
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'live.sqlite3'}",
-        "REDIS_URL": redis_live.url,
-    }
+    env = served_env(tmp_path / "live.sqlite3", REDIS_URL=own_redis.url)
     run([python, "manage.py", "migrate", "--noinput"], cwd=project, env=env)
     with uvicorn_server(python, project, env) as a, uvicorn_server(python, project, env) as b:
         asyncio.run(exchange(a, b))

@@ -6,7 +6,6 @@ own outcome.
 """
 
 import json
-import os
 import threading
 import time
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 from bakery import bake, run
-from servers import uvicorn_server
+from servers import served_env, uvicorn_server
 
 DEADLINE = 1.0
 
@@ -52,17 +51,10 @@ def test_dashboard_answers_within_the_deadline_whatever_the_upstreams_do(tmp_pat
     project = bake(tmp_path, use_httpx=True)
     python = environments.python_for(project)
     with upstream_server() as upstream:
-        env = {
-            **os.environ,
-            "DJANGO_ENV_FILE": "/nonexistent/.env",
-            "DJANGO_SECRET_KEY": "live-" + "s3cret" * 10,
-            "DJANGO_SECURE_SSL_REDIRECT": "false",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'live.sqlite3'}",
-            "DASHBOARD_SOURCES": ",".join(
-                f"{name}={upstream}/{name}" for name in ("fast", "slow", "broken")
-            ),
-            "DASHBOARD_TIMEOUT": str(DEADLINE),
-        }
+        sources = ",".join(f"{name}={upstream}/{name}" for name in ("fast", "slow", "broken"))
+        env = served_env(
+            tmp_path / "live.sqlite3", DASHBOARD_SOURCES=sources, DASHBOARD_TIMEOUT=str(DEADLINE)
+        )
         run([python, "manage.py", "migrate", "--noinput"], cwd=project, env=env)
         with uvicorn_server(python, project, env) as server, httpx.Client(timeout=10) as client:
             client.get(f"{server.url}/healthz")  # warm up the process

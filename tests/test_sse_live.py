@@ -6,18 +6,14 @@ receive crossed Redis. Then Redis is killed and restarted mid-stream.
 
 import contextlib
 import json
-import os
 import queue
 import threading
 import time
 from dataclasses import dataclass
 
 import httpx
-import pytest
 from bakery import bake, run
-from servers import IN_CI, ServerUnavailable, redis_server, uvicorn_server
-
-SECRET_KEY = "live-" + "s3cret" * 10
+from servers import served_env, uvicorn_server
 
 
 @dataclass
@@ -107,29 +103,10 @@ def publish_when_ready(client, url, token, event, data, seconds: float = 30) -> 
         time.sleep(0.2)
 
 
-@pytest.fixture
-def redis_live():
-    try:
-        with redis_server() as server:
-            yield server
-    except ServerUnavailable as missing:
-        if IN_CI:
-            pytest.fail(f"{missing} (required when CI=true)")
-        pytest.skip(str(missing))
-
-
-def test_two_processes_share_events_through_redis(tmp_path, environments, redis_live):
+def test_two_processes_share_events_through_redis(tmp_path, environments, own_redis):
     project = bake(tmp_path, use_sse=True, broker="redis")
     python = environments.python_for(project)
-    env = {
-        **os.environ,
-        "DJANGO_ENV_FILE": "/nonexistent/.env",
-        "DJANGO_SECRET_KEY": SECRET_KEY,
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'live.sqlite3'}",
-        "REDIS_URL": redis_live.url,
-        "SSE_HEARTBEAT_SECONDS": "1",
-    }
+    env = served_env(tmp_path / "live.sqlite3", REDIS_URL=own_redis.url, SSE_HEARTBEAT_SECONDS="1")
     run([python, "manage.py", "migrate", "--noinput"], cwd=project, env=env)
     created = run([python, "manage.py", "create_api_token", "live"], cwd=project, env=env)
     token = created.stdout.split()[-1]
@@ -156,9 +133,9 @@ def test_two_processes_share_events_through_redis(tmp_path, environments, redis_
         assert [m.id for m in second.events(4)] == [*missed, live]
 
         # Redis dies mid-stream: publishing answers 503, streams stay open.
-        redis_live.stop()
+        own_redis.stop()
         assert publish(client, a.url, token, "lost", 0).status_code == 503
-        redis_live.start()
+        own_redis.start()
         after = [publish_when_ready(client, a.url, token, "after", {"n": n}) for n in range(5)]
         # B's reader reconnects by itself: the open stream gets everything...
         assert [m.id for m in second.events(5, seconds=30)] == after
