@@ -1,0 +1,68 @@
+"""Benchmarks, each run as `uv run python -m bench.<name>`, and what they share.
+
+Each bakes a project with the template suite's helpers (tests/bakery.py,
+tests/servers.py) and serves it with uvicorn as production would.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from servers import free_port
+
+# Production settings on plain HTTP, with no .env file.
+ENV = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "bench-" + "k3y" * 20,
+    "DJANGO_SECURE_SSL_REDIRECT": "false",
+    "DJANGO_LOG_LEVEL": "WARNING",
+    "DJANGO_ENV_FILE": "/nonexistent/.env",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,testserver",
+}
+SHUTDOWN_TIMEOUT = 30.0
+
+
+def serve(project: Path, env: dict, log: Path | None = None) -> tuple[subprocess.Popen, int]:
+    """Start one uvicorn worker for `project` on a free port; the caller waits for the port.
+
+    The server gets this process's environment (and limits) plus `env`; its
+    output goes to `log` when given.
+    """
+    port = free_port()
+    with contextlib.ExitStack() as stack:
+        output = stack.enter_context(log.open("w")) if log else None
+        server = subprocess.Popen(
+            [
+                str(project / ".venv/bin/uvicorn"),
+                "config.asgi:application",
+                "--host=127.0.0.1",
+                f"--port={port}",
+                "--no-access-log",
+                "--log-level=warning",
+            ],
+            cwd=project,
+            env={**os.environ, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT if log else None,
+            start_new_session=True,
+        )
+    return server, port
+
+
+def stop(server: subprocess.Popen) -> str:
+    """SIGTERM the server's process group, SIGKILL after SHUTDOWN_TIMEOUT; say how it ended."""
+    started = time.monotonic()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=SHUTDOWN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+        return f"killed: still running {SHUTDOWN_TIMEOUT:.0f}s after SIGTERM"
+    return f"exit {server.returncode} in {time.monotonic() - started:.1f}s after SIGTERM"

@@ -33,15 +33,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from bakery import bake, run
+from servers import redis_server, wait_for_port
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from bakery import bake, run
-from servers import free_port, redis_server, wait_for_port
-
-from bench.middleware import ENV
-from bench.sse import stop
+from bench import ENV, serve, stop
 
 CASES = {"memory": ("memory", 1), "redis": ("redis", 1), "redis-x2": ("redis", 2)}
 # The rate limit (20 frames per 10 s by default) would close the sender.
@@ -264,27 +261,6 @@ async def measure(ports: list[int], pids: dict[str, int], args, result: Result) 
         *result.quarters,
     ):
         values.sort()
-
-
-def serve(project: Path, env: dict, log: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            [
-                str(project / ".venv/bin/uvicorn"),
-                "config.asgi:application",
-                "--host=127.0.0.1",
-                f"--port={port}",
-                "--no-access-log",
-                "--log-level=warning",
-            ],
-            cwd=project,
-            env={**os.environ, **env},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return server, port
 
 
 def bench(case: str, project: Path, workdir: Path, args) -> Result:

@@ -22,11 +22,9 @@ Everything binds to 127.0.0.1 and is stopped at the end.
 import argparse
 import asyncio
 import math
-import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -34,13 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from bakery import bake, run
 from servers import free_port, wait_for_port
 
-from bench.middleware import ENV
-from bench.sse import stop
+from bench import ENV, serve, stop
 
 DASHBOARD_TIMEOUT = 10.0
 # The shared client's pool defaults (config/settings.py); raised only for a larger N.
@@ -196,27 +191,6 @@ async def time_sequential(upstream_port: int, sources: int, latency: int, rounds
                 (await client.get(url)).raise_for_status()
             rounds_seconds.append(time.perf_counter() - started)
     return rounds_seconds
-
-
-def serve(project: Path, env: dict, log: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            [
-                str(project / ".venv/bin/uvicorn"),
-                "config.asgi:application",
-                "--host=127.0.0.1",
-                f"--port={port}",
-                "--no-access-log",
-                "--log-level=warning",
-            ],
-            cwd=project,
-            env={**os.environ, **env},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return server, port
 
 
 def bench(case: Case, project: Path, env: dict, upstream_port: int, workdir: Path, args) -> None:

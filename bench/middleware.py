@@ -9,20 +9,18 @@ ratio. Everything binds to 127.0.0.1 and is stopped at the end.
 """
 
 import argparse
-import os
 import re
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from bakery import bake, run
-from servers import free_port, wait_for_port
+from servers import wait_for_port
+
+from bench import ENV, serve, stop
 
 # Prints the project's MIDDLEWARE with each async-native class swapped for the
 # Django class it subclasses.
@@ -40,15 +38,6 @@ from core.testing import request_hops
 print(len(asyncio.run(request_hops("/healthz"))))
 """
 
-ENV = {
-    "DJANGO_DEBUG": "false",
-    "DJANGO_SECRET_KEY": "bench-" + "k3y" * 20,
-    "DJANGO_SECURE_SSL_REDIRECT": "false",
-    "DJANGO_LOG_LEVEL": "WARNING",
-    "DJANGO_ENV_FILE": "/nonexistent/.env",
-    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,testserver",
-}
-
 
 def wrk(port: int, seconds: int) -> float:
     result = run(
@@ -57,24 +46,6 @@ def wrk(port: int, seconds: int) -> float:
         timeout=seconds + 30,
     )
     return float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout).group(1))
-
-
-def serve(project: Path, settings_module: str, port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [
-            str(project / ".venv/bin/uvicorn"),
-            "config.asgi:application",
-            "--host=127.0.0.1",
-            f"--port={port}",
-            "--no-access-log",
-            "--log-level=warning",
-        ],
-        cwd=project,
-        env={**os.environ, **ENV, "DJANGO_SETTINGS_MODULE": settings_module},
-        start_new_session=True,
-    )
-    wait_for_port(port)
-    return server
 
 
 def main() -> None:
@@ -106,14 +77,13 @@ def main() -> None:
             hops[name] = int(result.stdout.split()[-1])
         for _ in range(args.rounds):
             for name, module in stacks.items():
-                port = free_port()
-                server = serve(project, module, port)
+                server, port = serve(project, {**ENV, "DJANGO_SETTINGS_MODULE": module})
                 try:
+                    wait_for_port(port)
                     wrk(port, 2)  # warm up
                     rates[name].append(wrk(port, args.seconds))
                 finally:
-                    os.killpg(server.pid, signal.SIGTERM)
-                    server.wait(timeout=30)
+                    stop(server)
                 time.sleep(0.5)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -22,9 +22,7 @@ import json
 import os
 import resource
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,11 +30,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from bakery import bake, run
-from servers import free_port, redis_server, wait_for_port
+from servers import redis_server, wait_for_port
 
-from bench.middleware import ENV
+from bench import ENV, serve, stop
 
 BROKERS = ("memory", "redis")
 SERVER_ENV = {**ENV, "DJANGO_ENV_FILE": "/nonexistent", "SSE_HEARTBEAT_SECONDS": "300"}
@@ -45,7 +42,6 @@ CONNECT_CONCURRENCY = 100
 OPEN_TIMEOUT = 10.0
 FAN_OUT_TIMEOUT = 60.0
 TEARDOWN_TIMEOUT = 60.0
-SHUTDOWN_TIMEOUT = 30.0
 WARM_UP_STREAMS = 50
 REQUEST = b"GET /events/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
 MiB = 1024  # VmRSS is in KiB
@@ -285,19 +281,6 @@ async def measure(port: int, pid: int, token: str, args, result: Result) -> None
     result.healthz_teardown = await healthz
 
 
-def stop(server: subprocess.Popen) -> str:
-    started = time.monotonic()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=SHUTDOWN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=10)
-        return f"killed: still running {SHUTDOWN_TIMEOUT:.0f}s after SIGTERM"
-    return f"exit {server.returncode} in {time.monotonic() - started:.1f}s after SIGTERM"
-
-
 def bench(broker: str, workdir: Path, args) -> Result:
     result = Result(broker)
     project = bake(workdir / broker, broker=broker)
@@ -311,24 +294,8 @@ def bench(broker: str, workdir: Path, args) -> Result:
         run([python, "manage.py", "migrate", "--noinput"], cwd=project, env=env)
         created = run([python, "manage.py", "create_api_token", "bench"], cwd=project, env=env)
         token = created.stdout.split()[-1]
-        port = free_port()
-        with log.open("w") as output:
-            # Inherits this process's raised RLIMIT_NOFILE.
-            server = subprocess.Popen(
-                [
-                    str(project / ".venv/bin/uvicorn"),
-                    "config.asgi:application",
-                    "--host=127.0.0.1",
-                    f"--port={port}",
-                    "--no-access-log",
-                    "--log-level=warning",
-                ],
-                cwd=project,
-                env={**os.environ, **env},
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        # Inherits this process's raised RLIMIT_NOFILE.
+        server, port = serve(project, env, log)
         try:
             wait_for_port(port)
             result.nofile = nofile_limit(server.pid)
