@@ -23,8 +23,16 @@ def toml_string(value: str) -> str:
 
 
 def python_string(value: str) -> str:
-    """A Python string literal."""
-    return repr(str(value))
+    """A Python string literal, quoted the way `ruff format` quotes it.
+
+    JSON string escapes are valid Python; ruff prefers double quotes unless
+    single quotes need fewer escapes.
+    """
+    text = str(value)
+    body = json.dumps(text, ensure_ascii=False)[1:-1]
+    if text.count('"') > text.count("'"):
+        return "'" + body.replace('\\"', '"').replace("'", "\\'") + "'"
+    return f'"{body}"'
 
 
 def markdown_text(value: str) -> str:

@@ -41,6 +41,9 @@ INSTALLED_APPS = [
     "ninja",
 {%- endif %}
     "core",
+{%- if cookiecutter.use_hybrid_middleware %}
+    "request_context",
+{%- endif %}
 {%- if cookiecutter.use_async_views %}
     "articles",
     "files",
@@ -73,6 +76,7 @@ MIDDLEWARE = [
     "core.middleware.MessageMiddleware",
     "core.middleware.XFrameOptionsMiddleware",
     "core.middleware.ContentSecurityPolicyMiddleware",
+    "core.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -118,6 +122,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI each request's ORM work runs on its own thread, so persistent
     # per-thread connections (CONN_MAX_AGE > 0) pile up; a per-process pool does not.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # The pool checks a connection before lending it, so after a database
+    # restart no request gets a dead one.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["OPTIONS"] = {
         "connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=5),
         "pool": {

@@ -3,7 +3,8 @@ from django.apps import AppConfig
 
 class CoreConfig(AppConfig):
     name = "core"
-    verbose_name = "Core"
+    # The home page's title.
+    verbose_name = {{cookiecutter.project_name | python_string}}
 
     def ready(self):
         from core.checks import recognise_middleware_subclasses

@@ -11,6 +11,7 @@ I/O (saving a session, storing messages in it), it still runs in one hop, and
 only when that I/O is needed. Under WSGI they behave exactly like Django's.
 """
 
+import logging
 from inspect import iscoroutinefunction
 
 from asgiref.sync import sync_to_async
@@ -18,7 +19,12 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
+from django.db import InterfaceError, OperationalError
+from django.http import JsonResponse
 from django.middleware import clickjacking, common, csp, csrf, security
+from django.utils.deprecation import MiddlewareMixin
+
+logger = logging.getLogger(__name__)
 
 
 class AsyncNativeMixin:
@@ -101,3 +107,25 @@ class MessageMiddleware(AsyncNativeMixin, messages.MessageMiddleware):
     def response_needs_io(self, request) -> bool:
         storage = getattr(request, "_messages", None)
         return storage is not None and (storage.used or storage.added_new)
+
+
+class DatabaseUnavailableMiddleware(MiddlewareMixin):
+    """503 JSON with Retry-After, instead of a 500 page, when the database cannot answer.
+
+    A server that is down or restarting, a lost connection, an exhausted pool,
+    SQLite's "database is locked": all OperationalError or InterfaceError, all
+    temporary, so the client is told to retry. Only the exception hook is
+    defined: a request that raises nothing pays nothing, not even a thread hop.
+    """
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        logger.warning(
+            "The database is unavailable (%s %s): %s", request.method, request.path, exception
+        )
+        response = JsonResponse(
+            {"detail": "The database is unavailable; retry shortly."}, status=503
+        )
+        response["Retry-After"] = "5"
+        return response

@@ -13,6 +13,8 @@ from unittest import mock
 from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
+from django.db import OperationalError
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import override_settings
 from django.utils.module_loading import import_string
 
@@ -113,3 +115,14 @@ def stock_middleware() -> list[str]:
         return f"{base.__module__}.{base.__qualname__}"
 
     return [original(path) for path in settings.MIDDLEWARE]
+
+
+@contextlib.contextmanager
+def database_down():
+    """Every new query fails the way it does when the database server is down."""
+
+    def refuse(self):
+        raise OperationalError("connection refused: is the server running?")
+
+    with mock.patch.object(BaseDatabaseWrapper, "ensure_connection", refuse):
+        yield

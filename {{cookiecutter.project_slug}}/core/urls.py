@@ -3,6 +3,7 @@ from django.urls import path
 from core import views
 
 urlpatterns = [
+    path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("auth/whoami/", views.whoami, name="whoami"),

@@ -1,9 +1,44 @@
-from django.http import HttpRequest, JsonResponse
+from django.apps import apps
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from core.auth import token_required
 from core.readiness import run_checks
+
+
+def features() -> list[dict]:
+    """The installed apps that describe themselves (a `summary` on their AppConfig)."""
+    found = []
+    for app in apps.get_app_configs():
+        if not hasattr(app, "summary"):
+            continue
+        text, url_name = getattr(app, "home_link", (None, None))
+        found.append(
+            {
+                "name": app.verbose_name,
+                "summary": app.summary,
+                "link": (text, reverse(url_name)) if url_name else None,
+                "panel": getattr(app, "home_panel", None),
+            }
+        )
+    return found
+
+
+@require_safe
+async def home(request: HttpRequest) -> HttpResponse:
+    """GET /: what this service offers, with a live panel for each live feature."""
+    listed = features()
+    context = {
+        "title": apps.get_app_config("core").verbose_name,
+        "features": listed,
+        "panels": [feature["panel"] for feature in listed if feature["panel"]],
+    }
+    # Rendered here on the event loop (a TemplateResponse would cost a thread
+    # hop): the template reads nothing that queries the database, like `user`.
+    return render(request, "core/home.html", context)
 
 
 @never_cache

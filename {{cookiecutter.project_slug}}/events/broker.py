@@ -102,12 +102,15 @@ class Subscription:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
             self.dropped = True
-            # What is queued is never sent: the client resumes from its last id.
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            self._queue.put_nowait(None)  # wakes the stream so it ends now
+            self.end()
             return False
         return True
+
+    def end(self) -> None:
+        """End the stream now; what is queued is never sent: the client resumes from its last id."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)  # wakes the stream so it ends now
 
     async def next_batch(self, limit: int = 64) -> list[Event | Reset]:
         """Wait for the next items; an empty list once the subscription is dropped."""
@@ -140,6 +143,7 @@ class Broker:
         self.retention: int = settings.SSE_RETENTION
         self.queue_size: int = settings.SSE_CLIENT_QUEUE_SIZE
         self.subscriptions: set[Subscription] = set()
+        self.stopping = False
 
     async def publish(self, name: str, data: str) -> str:
         """Store an event whose data is already encoded; return its id."""
@@ -166,6 +170,8 @@ class Broker:
     @asynccontextmanager
     async def subscribe(self, last_event_id: str | None) -> AsyncIterator[Subscription]:
         subscription = Subscription(self.queue_size)
+        if self.stopping:
+            subscription.end()
         # Subscribed before the replay is read: an event published in between
         # arrives in both and is delivered once.
         self.subscriptions.add(subscription)
@@ -178,6 +184,12 @@ class Broker:
             self.subscriptions.discard(subscription)
             if not self.subscriptions:
                 self.stopped()
+
+    def end_streams(self) -> None:
+        """The server is stopping: end every open stream, and each one opened from now on."""
+        self.stopping = True
+        for subscription in self.subscriptions:
+            subscription.end()
 
     def fan_out(self, item: Event | Reset) -> None:
         for subscription in list(self.subscriptions):
@@ -244,6 +256,11 @@ def get_broker() -> Broker:
     # own) gets a new broker.
     if _broker is None or _broker.loop is not loop:
         _broker = import_string(settings.SSE_BROKER)()
+    return _broker
+
+
+def running_broker() -> Broker | None:
+    """The broker made by get_broker() last, if any."""
     return _broker
 
 

@@ -2,6 +2,7 @@ import pytest
 from django.test import override_settings
 
 from articles.models import Article, Tag
+from core.testing import database_down
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -222,3 +223,19 @@ class TestDocs:
         html = response.content.decode()
         assert '<script src="/static/ninja/swagger-ui-bundle.js">' in html
         assert "script-src 'self'" in response["Content-Security-Policy"]
+
+
+async def test_a_database_outage_answers_503_json(async_client, author):
+    _, headers = author
+    with database_down():
+        listed = await async_client.get(ARTICLES)
+        created = await async_client.post(
+            ARTICLES,
+            {"title": "t", "content": "c"},
+            content_type="application/json",
+            headers=headers,
+        )
+    for response in (listed, created):
+        assert response.status_code == 503
+        assert response.json() == {"detail": "The database is unavailable; retry shortly."}
+    assert (await async_client.get(ARTICLES)).status_code == 200

@@ -5,6 +5,8 @@ import pytest
 from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from core.testing import database_down
+
 
 async def test_healthz_answers_ok(async_client):
     response = await async_client.get("/healthz")
@@ -70,3 +72,25 @@ async def test_static_files_are_served_under_asgi(async_client):
     assert response["Content-Type"].startswith("text/css")
     body = b"".join([chunk async for chunk in response.streaming_content])
     assert b"body" in body
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("core.tests.urls")
+async def test_a_database_outage_answers_503_json_not_a_500(async_client):
+    assert (await async_client.get("/tests/count-users/")).json() == {"users": 0}
+    with database_down():
+        response = await async_client.get("/tests/count-users/")
+    assert response.status_code == 503
+    assert response.json() == {"detail": "The database is unavailable; retry shortly."}
+    assert response["Retry-After"] == "5"
+    # Back up: the same request answers again.
+    assert (await async_client.get("/tests/count-users/")).status_code == 200
+
+
+@pytest.mark.urls("core.tests.urls")
+async def test_other_errors_still_raise(async_client):
+    with (
+        mock.patch("core.tests.urls.get_user_model", side_effect=ValueError("a bug")),
+        pytest.raises(ValueError, match="a bug"),
+    ):
+        await async_client.get("/tests/count-users/")

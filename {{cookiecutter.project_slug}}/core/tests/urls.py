@@ -1,6 +1,7 @@
 """The project's URLs plus a few views that exercise sessions, messages and sync code."""
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.http import HttpResponse, JsonResponse
 from django.urls import path
 
@@ -21,9 +22,14 @@ def read_messages(request):
     return JsonResponse({"messages": [str(message) for message in messages.get_messages(request)]})
 
 
+async def count_users(request):
+    return JsonResponse({"users": await get_user_model().objects.acount()})
+
+
 urlpatterns = [
     *project_urlpatterns,
     path("tests/sync/", sync_view),
     path("tests/add-message/", add_message),
     path("tests/read-messages/", read_messages),
+    path("tests/count-users/", count_users),
 ]

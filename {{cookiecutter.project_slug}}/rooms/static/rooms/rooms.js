@@ -1,0 +1,83 @@
+// The chat panel of the home page: one websocket to /ws/rooms/<room>/,
+// reconnected with backoff when it closes (a server restart sends 1012).
+"use strict";
+(() => {
+  const panel = document.getElementById("rooms-panel");
+  const state = panel.querySelector(".state");
+  const log = panel.querySelector(".log");
+  const roomForm = panel.querySelector("form.room");
+  const sendForm = panel.querySelector("form.send");
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const shownLimit = 100;
+  const firstRetryDelay = 1000;
+  const maxRetryDelay = 30000;
+  let socket = null;
+  let retryDelay = firstRetryDelay;
+  let retryTimer = null;
+
+  function setState(value) {
+    state.dataset.state = value;
+    state.textContent = value;
+  }
+
+  function add(meta, text, isError = false) {
+    const item = document.createElement("li");
+    const label = document.createElement("span");
+    label.className = "meta";
+    label.textContent = meta;
+    item.append(label, text);
+    if (isError) item.classList.add("error");
+    log.prepend(item);
+    while (log.children.length > shownLimit) log.lastElementChild.remove();
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    const room = roomForm.elements.room.value;
+    const path = `${panel.dataset.socketPath}${encodeURIComponent(room)}/`;
+    const current = new WebSocket(`${scheme}//${location.host}${path}`);
+    socket = current;
+    setState("connecting");
+    current.addEventListener("open", () => {
+      retryDelay = firstRetryDelay;
+      setState("open");
+      add("joined", room);
+    });
+    current.addEventListener("message", (event) => {
+      const message = JSON.parse(event.data);
+      if (message.error) {
+        add("error", message.error, true);
+      } else {
+        const time = new Date(message.sent_at).toLocaleTimeString();
+        add(`${time} ${message.user}`, message.message);
+      }
+    });
+    current.addEventListener("close", (event) => {
+      if (socket !== current) return; // replaced: the user joined another room
+      add("closed", `code ${event.code}${event.reason ? `: ${event.reason}` : ""}`, true);
+      setState("reconnecting");
+      retryTimer = setTimeout(connect, retryDelay);
+      retryDelay = Math.min(retryDelay * 2, maxRetryDelay);
+    });
+  }
+
+  roomForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const previous = socket;
+    socket = null;
+    previous?.close();
+    retryDelay = firstRetryDelay;
+    connect();
+  });
+  sendForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = sendForm.elements.message;
+    if (socket?.readyState !== WebSocket.OPEN) {
+      add("error", "not connected: the message was not sent", true);
+      return;
+    }
+    socket.send(JSON.stringify({ message: input.value }));
+    input.value = "";
+  });
+  connect();
+})();
