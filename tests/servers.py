@@ -55,44 +55,72 @@ def postgres_bindir() -> Path:
 @dataclass
 class Postgres:
     port: int
+    root: Path
+    bindir: Path
     user: str = "postgres"
 
     def url(self, database: str) -> str:
         return f"postgres://{self.user}@127.0.0.1:{self.port}/{database}"
 
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
 
-def _as_postgres_user(command: list[str]) -> list[str]:
-    # initdb and postgres refuse to run as root.
-    if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--", *command]
-    return command
+    def _run(self, program: str, *args: str) -> None:
+        # initdb and postgres refuse to run as root.
+        command = [str(self.bindir / program), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+
+    def start(self) -> None:
+        """Start (or start again, on the same port and data)."""
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "start",
+        )
+
+    def stop(self) -> None:
+        """Stop at once: open connections are cut, as when the server dies."""
+        if (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
 
 @contextlib.contextmanager
 def postgres_server() -> Iterator[Postgres]:
-    bindir = postgres_bindir()
-    port = free_port()
     root = Path(tempfile.mkdtemp(prefix="pg-"))
-    data = root / "data"
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
-
-    def run(program: str, *args: str) -> None:
-        command = _as_postgres_user([str(bindir / program), *args])
-        subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
-
+    server = Postgres(port=free_port(), root=root, bindir=postgres_bindir())
     try:
-        run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
-        options = (
-            f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        server._run(
+            "initdb",
+            "-D",
+            str(server.data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
         )
-        run("pg_ctl", "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
-        yield Postgres(port=port)
+        server.start()
+        yield server
     finally:
-        if (data / "postmaster.pid").exists():
-            with contextlib.suppress(subprocess.CalledProcessError):
-                run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

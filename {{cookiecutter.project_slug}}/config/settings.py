@@ -9,6 +9,10 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+{%- if cookiecutter.use_channels and cookiecutter.broker == "redis" %}
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+{%- endif %}
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -224,7 +228,11 @@ SSE_MAX_DATA_BYTES = env.int("SSE_MAX_DATA_BYTES", default=64 * 1024)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # redis-py's async connections never retry by default: after a Redis
+        # restart every connection kept in the pool would fail once.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "retry": Retry(ExponentialBackoff(1.0, 0.05), 3)}]
+        },
     },
 }
 {%- else %}

@@ -5,20 +5,39 @@ connected to different worker processes meet when the layer is Redis.
 """
 
 import json
+import logging
 import re
 import time
 from collections import deque
 
+from channels.consumer import AsyncConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
+logger = logging.getLogger(__name__)
+
 ROOM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# RFC 6455 close code for "policy violation".
+# RFC 6455 close codes.
 POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
 
 
 class RoomConsumer(AsyncJsonWebsocketConsumer):
+    accepted = False
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            if not self.accepted:
+                raise
+            # The channel layer (Redis) failed under an open socket. Without
+            # this the server drops the connection with no close frame (1006);
+            # 1011 tells the client to reconnect.
+            logger.exception("Closed a room socket: the room stopped working")
+            await send({"type": "websocket.close", "code": INTERNAL_ERROR})
+
     async def connect(self):
         self.room = self.scope["url_route"]["kwargs"]["room"]
         if not ROOM_NAME.fullmatch(self.room):
@@ -26,10 +45,33 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             return
         user = self.scope["user"]  # resolved by AuthMiddlewareStack before we run
         self.username = user.get_username() if user.is_authenticated else "anonymous"
-        self.group = f"room.{self.room}"
         self.recent: deque[float] = deque()  # when the last frames arrived
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        group = f"room.{self.room}"
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+        except Exception as exc:
+            logger.warning("Refused a room socket: the channel layer failed (%r)", exc)
+            await self.refuse(503, "The room is unavailable; retry shortly.")
+            return
+        self.group = group
         await self.accept()
+        self.accepted = True
+
+    async def refuse(self, status: int, detail: str) -> None:
+        """Refuse the handshake with an HTTP response rather than a bare 403.
+
+        Needs the ASGI "websocket.http.response" extension (uvicorn has it);
+        without it, closing before accept is the only refusal there is.
+        """
+        if "websocket.http.response" not in self.scope.get("extensions", {}):
+            await self.close()
+            return
+        body = json.dumps({"detail": detail}).encode()
+        headers = [(b"content-type", b"application/json"), (b"retry-after", b"5")]
+        # AsyncConsumer.send sends an ASGI message; this class's send() sends text.
+        start = {"type": "websocket.http.response.start", "status": status, "headers": headers}
+        await AsyncConsumer.send(self, start)
+        await AsyncConsumer.send(self, {"type": "websocket.http.response.body", "body": body})
 
     async def disconnect(self, code):
         if hasattr(self, "group"):

@@ -1,6 +1,8 @@
 """The room consumer through config.asgi.application, as a server runs it."""
 
+import asyncio
 import datetime
+import json
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -9,7 +11,7 @@ from django.test import AsyncClient
 
 from config.asgi import application
 from core.models import ApiToken
-from rooms.consumers import POLICY_VIOLATION
+from rooms.consumers import INTERNAL_ERROR, POLICY_VIOLATION
 from rooms.tests.conftest import room
 
 # Channels' auth middleware closes stale database connections around its session lookup.
@@ -121,3 +123,45 @@ async def test_a_bearer_token_user_is_named():
 async def test_a_bad_bearer_token_is_refused(token):
     connected, _ = await room(headers=[(b"authorization", f"Bearer {token}".encode())]).connect()
     assert not connected
+
+
+async def test_a_channel_layer_down_at_connect_refuses_with_503(channel_layer, monkeypatch):
+    async def down(*args):
+        raise ConnectionError("the channel layer is down")
+
+    monkeypatch.setattr(channel_layer, "group_add", down)
+    client = room()
+    # uvicorn offers the extension that lets a refusal carry an HTTP status.
+    client.scope["extensions"] = {"websocket.http.response": {}}
+    await client.send_input({"type": "websocket.connect"})
+    start = await client.receive_output()
+    body = await client.receive_output()
+    assert (start["type"], start["status"]) == ("websocket.http.response.start", 503)
+    assert (b"retry-after", b"5") in start["headers"]
+    assert json.loads(body["body"]) == {"detail": "The room is unavailable; retry shortly."}
+    await client.wait()
+
+
+async def test_a_channel_layer_that_fails_under_an_open_socket_closes_it_with_1011(
+    channel_layer, monkeypatch
+):
+    failing = asyncio.Event()
+    receive = channel_layer.receive
+
+    async def fails_when_told(channel):
+        # Waits like the real receive until the test makes the layer fail.
+        waiting = asyncio.ensure_future(receive(channel))
+        told = asyncio.ensure_future(failing.wait())
+        done, _ = await asyncio.wait({waiting, told}, return_when=asyncio.FIRST_COMPLETED)
+        if told in done:
+            waiting.cancel()
+            raise ConnectionError("the channel layer is down")
+        told.cancel()
+        return waiting.result()
+
+    monkeypatch.setattr(channel_layer, "receive", fails_when_told)
+    client = room()
+    assert (await client.connect())[0]
+    failing.set()
+    assert await client.receive_output() == {"type": "websocket.close", "code": INTERNAL_ERROR}
+    await client.wait()

@@ -1,0 +1,500 @@
+"""The all-features bake served by uvicorn as its README says, driven by real clients.
+
+Two deployments: SQLite with the in-memory broker (one worker), and
+PostgreSQL with Redis (two workers). Each test deploys its own, with its own
+database and Redis servers, so faults stay inside the test.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from bakery import bake, run
+from live import (
+    DASHBOARD_DEADLINE,
+    EventSource,
+    deploy,
+    join,
+    publish,
+    publish_when_ready,
+    raw_get,
+    receive_json,
+    wait_for_status,
+)
+from matrix import TEMPLATE_DIR
+from servers import served_env, uvicorn_server
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+BAKES = {
+    "sqlite-memory": {"database": "sqlite", "broker": "memory"},
+    "postgresql-redis": {"database": "postgresql", "broker": "redis"},
+}
+REDIS_BAKE = BAKES["postgresql-redis"]
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", TEMPLATE_DIR / "artifacts"))
+# A sign the server logged an unhandled error.
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def timings(record_property, **seconds: float) -> None:
+    """Measured times, printed with the test's report (-rA) and kept in the junit XML."""
+    for name, value in seconds.items():
+        record_property(f"measured:{name}", round(value, 3))
+        print(f"measured {name}: {value:.3f}s")
+
+
+@pytest.fixture(params=list(BAKES))
+def deployment(request, tmp_path, environments):
+    with deploy(tmp_path, environments, **BAKES[request.param]) as deployed:
+        yield deployed
+
+
+@pytest.fixture
+def redis_deployment(tmp_path, environments):
+    with deploy(tmp_path, environments, **REDIS_BAKE) as deployed:
+        yield deployed
+
+
+def test_every_feature_over_the_network(deployment):
+    asyncio.run(every_feature(deployment))
+    assert TRACEBACK not in deployment.server.output(), deployment.server.output()
+    assert "synchronous iterators" not in deployment.server.output()
+
+
+async def every_feature(deployment) -> None:
+    url = deployment.url
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        await health(client, deployment)
+        await articles_api(client, deployment)
+        await files(client, deployment)
+        await home_and_static(client)
+        await dashboard(client)
+        await events(client, deployment)
+    await rooms(deployment)
+
+
+async def health(client, deployment) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    expected = {"database"} | ({"redis", "channel_layer"} if deployment.redis else set())
+    assert set(ready.json()["checks"]) == expected
+
+
+async def articles_api(client, deployment) -> None:
+    body = {"title": "Live", "content": "Served", "tags": ["live"], "published": True}
+    assert (await client.post("/api/articles/", json=body)).status_code == 401
+    bad_token = {"Authorization": "Bearer " + "x" * 43}
+    assert (await client.post("/api/articles/", json=body, headers=bad_token)).status_code == 401
+    not_json = await client.post(
+        "/api/articles/",
+        content=b"{not json",
+        headers={**deployment.auth, "Content-Type": "application/json"},
+    )
+    assert not_json.status_code == 400, not_json.text
+    missing_title = {"content": "no title"}
+    invalid = await client.post("/api/articles/", json=missing_title, headers=deployment.auth)
+    assert invalid.status_code == 422, invalid.text
+
+    created = await client.post("/api/articles/", json=body, headers=deployment.auth)
+    assert created.status_code == 201, created.text
+    article = created.json()
+    listed = (await client.get("/api/articles/")).json()
+    assert [item["id"] for item in listed["items"]] == [article["id"]]
+    detail = await client.get(f"/api/articles/{article['id']}/")
+    assert detail.json()["title"] == "Live"
+    assert (await client.get("/api/articles/999999/")).status_code == 404
+    stats = (await client.get("/api/articles/stats/")).json()
+    assert stats == {"total": 1, "published": 1, "by_tag": {"live": 1}}
+
+
+async def files(client, deployment) -> None:
+    (deployment.media / "hello.txt").write_text("hello, live\n")
+    response = await client.get("/files/hello.txt")
+    assert response.status_code == 200
+    assert response.text == "hello, live\n"
+    again = await client.get(
+        "/files/hello.txt", headers={"If-None-Match": response.headers["ETag"]}
+    )
+    assert again.status_code == 304
+    port = deployment.server.port
+    for attempt in (
+        "/files/../config/settings.py",
+        "/files/%2e%2e/config/settings.py",
+        "/files/..%2fconfig%2fsettings.py",
+        "/files/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/files//etc/passwd",
+        "/files/hello.txt/../../manage.py",
+    ):
+        assert raw_get(port, attempt) in (400, 404), attempt
+
+
+async def home_and_static(client) -> None:
+    home = await client.get("/")
+    assert home.status_code == 200
+    assert "Live events" in home.text
+    assert "Chat room" in home.text
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', home.text)
+    # collectstatic ran: the page links content-hashed names.
+    assert any(re.search(r"/home\.[0-9a-f]{12}\.css$", asset) for asset in assets), assets
+    for asset in assets:
+        response = await client.get(asset, headers={"Accept-Encoding": "gzip"})
+        assert response.status_code == 200, asset
+        assert "immutable" in response.headers["Cache-Control"]
+        assert response.headers.get("Content-Encoding") == "gzip"
+        assert response.content
+
+
+async def dashboard(client) -> None:
+    started = time.monotonic()
+    response = await client.get("/api/dashboard/")
+    took = time.monotonic() - started
+    assert response.status_code == 200
+    sources = response.json()["sources"]
+    assert sources["fast"]["data"] == {"path": "/fast"}
+    assert (sources["slow"]["ok"], sources["slow"]["error"]) == (False, "timeout")
+    assert (sources["broken"]["ok"], sources["broken"]["error"]) == (False, "http 500")
+    assert took < DASHBOARD_DEADLINE + 0.5
+
+
+async def events(client, deployment) -> None:
+    assert (await publish(client, deployment, "bad name", 1)).status_code == 400
+    assert (
+        await client.post("/events/publish/", json={"event": "x", "data": 1})
+    ).status_code == 401
+    async with EventSource(f"{deployment.url}/events/") as source:
+        sent = [await publish_when_ready(client, deployment, "step", {"n": n}) for n in range(5)]
+        received = await source.wait_for(5)
+        assert [event.id for event in received] == sent
+        assert [json.loads(event.data) for event in received] == [{"n": n} for n in range(5)]
+        assert {event.event for event in received} == {"step"}
+    # A client that left comes back with its last id: it gets exactly what it missed.
+    missed = [await publish_when_ready(client, deployment, "step", {"n": n}) for n in range(5, 8)]
+    source = EventSource(f"{deployment.url}/events/")
+    source.last_id = sent[-1]
+    async with source:
+        assert [event.id for event in await source.wait_for(3)] == missed
+
+
+async def rooms(deployment) -> None:
+    async with join(deployment, "live") as first, join(deployment, "live") as second:
+        await first.send(json.dumps({"message": "hello"}))
+        for client in (first, second):
+            message = await receive_json(client)
+            assert (message["message"], message["user"], message["room"]) == (
+                "hello",
+                "anonymous",
+                "live",
+            )
+        await second.send("not json")
+        assert "error" in await receive_json(second)
+        await second.send(json.dumps({"message": "still here"}))
+        assert (await receive_json(first))["message"] == "still here"
+    with pytest.raises(InvalidStatus) as refused:
+        async with join(deployment, "live", origin="https://evil.example"):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+def test_a_browser_sees_events_and_chat(deployment, request):
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("chromium not found (required when CI=true): apt-get install chromium")
+        pytest.skip("chromium not found: apt-get install chromium")
+    console_errors = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        try:
+            page = browser.new_page()
+            page.on(
+                "console", lambda m: console_errors.append(m.text) if m.type == "error" else None
+            )
+            page.goto(deployment.url + "/")
+            events = page.locator("#events-panel")
+            chat = page.locator("#rooms-panel")
+            expect(events.locator(".state")).to_have_text("open", timeout=15_000)
+            expect(chat.locator(".state")).to_have_text("open", timeout=15_000)
+
+            with httpx.Client(timeout=10) as client:
+                response = client.post(
+                    f"{deployment.url}/events/publish/",
+                    json={"event": "message", "data": {"text": "from the API"}},
+                    headers=deployment.auth,
+                )
+            assert response.status_code == 202
+            expect(events.locator(".log li").first).to_contain_text(
+                '{"text":"from the API"}', timeout=15_000
+            )
+
+            chat.locator("input[name=message]").fill("hello from chromium")
+            chat.locator("form.send button").click()
+            expect(chat.locator(".log li").first).to_contain_text(
+                "hello from chromium", timeout=15_000
+            )
+            expect(chat.locator(".log li").first).to_contain_text("anonymous")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=ARTIFACTS / f"live-{request.node.callspec.id}.png", full_page=True)
+        finally:
+            browser.close()
+    # A CSP violation or a failed script shows up as a console error.
+    assert console_errors == []
+
+
+def test_a_redis_restart_loses_no_event(redis_deployment, record_property):
+    asyncio.run(redis_restart(redis_deployment, record_property))
+
+
+async def redis_restart(deployment, record_property) -> None:
+    redis = deployment.redis
+    async with (
+        httpx.AsyncClient(base_url=deployment.url, timeout=10) as client,
+        EventSource(f"{deployment.url}/events/") as source,
+        join(deployment, "restart") as chat,
+    ):
+        before = await publish_when_ready(client, deployment, "before", 0)
+        await source.wait_for(1)
+        stopped = time.monotonic()
+        redis.stop()
+        down = await wait_for_status(client, "/readyz", 503)
+        assert (await publish(client, deployment, "lost", 0)).status_code == 503
+        redis.start()
+        up = await wait_for_status(client, "/readyz", 200)
+        after = [await publish_when_ready(client, deployment, "after", n) for n in range(5)]
+        recovered = time.monotonic() - stopped
+        received = await source.wait_for(6)
+        assert [event.id for event in received] == [before, *after]
+
+        # The old socket lost its room with Redis' data; a new one chats again.
+        chat_fate = "open"
+        with contextlib.suppress(ConnectionClosed, TimeoutError):
+            await chat.send(json.dumps({"message": "anyone?"}))
+            await receive_json(chat, 2)
+            chat_fate = "open and working"
+        if chat.close_code is not None:
+            chat_fate = f"closed {chat.close_code}"
+        async with join(deployment, "restart") as again, join(deployment, "restart") as other:
+            await again.send(json.dumps({"message": "back"}))
+            assert (await receive_json(other))["message"] == "back"
+    timings(
+        record_property,
+        readyz_503_after_stop=down,
+        readyz_200_after_start=up,
+        publish_to_delivery_recovered=recovered,
+    )
+    print(f"websocket open across the restart: {chat_fate}; SSE reconnects: {source.connects - 1}")
+
+
+def test_a_worker_restart_finishes_requests_and_ends_streams_cleanly(
+    redis_deployment, record_property
+):
+    asyncio.run(worker_restart(redis_deployment, record_property))
+
+
+async def slow_post(client, deployment, pause: float, started: asyncio.Event):
+    """POST an article whose body arrives in two parts, `pause` seconds apart."""
+    body = json.dumps({"title": "slow", "content": "x", "published": True}).encode()
+
+    async def parts():
+        yield body[:10]
+        started.set()
+        await asyncio.sleep(pause)
+        yield body[10:]
+
+    return await client.post(
+        "/api/articles/",
+        content=parts(),
+        headers={**deployment.auth, "Content-Type": "application/json"},
+    )
+
+
+async def worker_restart(deployment, record_property) -> None:
+    workers = deployment.workers()
+    assert len(workers) == 2, workers
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=deployment.url, timeout=30)
+        )
+        # Streams and sockets on both workers.
+        sources, sockets = [], []
+        for _ in range(40):
+            source = await stack.enter_async_context(EventSource(f"{deployment.url}/events/"))
+            sources.append(source)
+            sockets.append(await stack.enter_async_context(join(deployment, "restart")))
+            on = {deployment.worker_of(s.local_port) for s in sources}
+            on_ws = {deployment.worker_of(ws.local_address[1]) for ws in sockets}
+            if on == on_ws == {w.pid for w in workers}:
+                break
+        target = workers[0].pid
+        on_target = [s for s in sources if deployment.worker_of(s.local_port) == target]
+        elsewhere = [s for s in sources if s not in on_target]
+        ws_on_target = [ws for ws in sockets if deployment.worker_of(ws.local_address[1]) == target]
+        ws_elsewhere = [ws for ws in sockets if ws not in ws_on_target]
+        assert on_target and elsewhere and ws_on_target and ws_elsewhere
+
+        # Requests in flight: their bodies are half sent when the worker is told to stop.
+        posts, posts_on_target = [], 0
+        known = {s.local_port for s in sources} | {ws.local_address[1] for ws in sockets}
+        while posts_on_target < 3 and len(posts) < 40:
+            started = asyncio.Event()
+            posts.append(asyncio.create_task(slow_post(client, deployment, 3.0, started)))
+            await started.wait()
+            await asyncio.sleep(0.05)
+            posts_on_target = len(deployment.client_ports(target) - known)
+        assert posts_on_target == 3
+        signalled = time.monotonic()
+        os.kill(target, signal.SIGTERM)
+        responses = await asyncio.gather(*posts)
+        assert [r.status_code for r in responses] == [201] * len(posts), [r.text for r in responses]
+
+        # Streams on the stopping worker end cleanly at once; the others stay open.
+        async with asyncio.timeout(10):
+            while not all(s.clean_ends for s in on_target):
+                await asyncio.sleep(0.02)
+        streams_ended = max(s.clean_ends[0] for s in on_target) - signalled
+        assert not any(s.failures for s in on_target), [s.failures for s in on_target]
+        assert not any(s.clean_ends for s in elsewhere)
+        # Its websockets are closed with 1012 (service restart); the others stay open.
+        for ws in ws_on_target:
+            await asyncio.wait_for(ws.wait_closed(), 10)
+            assert ws.close_code == 1012
+        assert all(ws.close_code is None for ws in ws_elsewhere)
+
+        # The supervisor starts a new worker in its place.
+        async with asyncio.timeout(30):
+            while len(deployment.workers()) != 2 or target in {w.pid for w in deployment.workers()}:
+                await asyncio.sleep(0.1)
+        replaced = time.monotonic() - signalled
+        (new_worker,) = {w.pid for w in deployment.workers()} - {w.pid for w in workers}
+
+        # Events published now reach every stream, wherever it reconnected.
+        sent = [await publish_when_ready(client, deployment, "after", n) for n in range(3)]
+        for source in sources:
+            assert [e.id for e in await source.wait_for(3)] == sent
+        # The new worker serves: some fresh stream lands on it.
+        for _ in range(40):
+            source = await stack.enter_async_context(EventSource(f"{deployment.url}/events/"))
+            if deployment.worker_of(source.local_port) == new_worker:
+                break
+        else:
+            raise AssertionError("no connection reached the restarted worker")
+    timings(
+        record_property,
+        streams_ended_after_sigterm=streams_ended,
+        in_flight_posts_finished=max(r.elapsed.total_seconds() for r in responses),
+        worker_replaced=replaced,
+    )
+    print(f"in-flight POSTs on the stopped worker: {posts_on_target} of {len(posts)}")
+    output = deployment.server.output()
+    assert "Child process" in output  # the supervisor noticed and replaced it
+    # The stopped worker ran the lifespan shutdown (the httpx client was closed).
+    assert "Application shutdown complete." in output
+
+
+def test_postgres_down_answers_503_and_recovers(redis_deployment, record_property):
+    asyncio.run(postgres_outage(redis_deployment, record_property))
+
+
+async def postgres_outage(deployment, record_property) -> None:
+    async with httpx.AsyncClient(base_url=deployment.url, timeout=30) as client:
+        assert (await client.get("/api/articles/")).status_code == 200
+        deployment.postgres.stop()
+        started = time.monotonic()
+        down = await client.get("/api/articles/")
+        answered_in = time.monotonic() - started
+        assert down.status_code == 503, down.text
+        assert down.json() == {"detail": "The database is unavailable; retry shortly."}
+        assert down.headers["Retry-After"]
+        write = await client.post(
+            "/api/articles/", json={"title": "t", "content": "c"}, headers=deployment.auth
+        )
+        assert write.status_code == 503
+        assert (await client.get("/readyz")).status_code == 503
+        assert (await client.get("/healthz")).status_code == 200
+        deployment.postgres.start()
+        restarted = time.monotonic()
+        recovered = await wait_for_status(client, "/api/articles/", 200)
+        created = await client.post(
+            "/api/articles/", json={"title": "t", "content": "c"}, headers=deployment.auth
+        )
+        assert created.status_code == 201
+        assert (await client.get("/readyz")).status_code == 200
+    timings(
+        record_property,
+        api_503_while_down=answered_in,
+        api_200_after_restart=recovered,
+        readyz_after_restart=time.monotonic() - restarted,
+    )
+    # Readiness logs why its check failed; no request ever got a 500.
+    assert 'HTTP/1.1" 500' not in deployment.server.output(), deployment.server.output()
+
+
+def test_200_streams_and_100_sockets_under_load(redis_deployment, record_property):
+    asyncio.run(load(redis_deployment, record_property))
+
+
+async def load(deployment, record_property) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=deployment.url, timeout=30)
+        )
+        started = time.monotonic()
+        sources = [EventSource(f"{deployment.url}/events/") for _ in range(200)]
+        await asyncio.gather(*(stack.enter_async_context(s) for s in sources))
+        connected = time.monotonic() - started
+        assert len({deployment.worker_of(s.local_port) for s in sources}) == 2
+
+        started = time.monotonic()
+        sent = [await publish_when_ready(client, deployment, "load", n) for n in range(100)]
+        for source in sources:
+            received = await source.wait_for(100, seconds=60)
+            assert [event.id for event in received] == sent
+            assert source.connects == 1
+        delivered = time.monotonic() - started
+
+        sockets = await asyncio.gather(
+            *(stack.enter_async_context(join(deployment, "crowd")) for _ in range(100))
+        )
+        # The consumer joins the room before it accepts: every socket is in it now.
+        started = time.monotonic()
+        await sockets[0].send(json.dumps({"message": "to everyone"}))
+        messages = await asyncio.gather(*(receive_json(s, 30) for s in sockets))
+        broadcast = time.monotonic() - started
+        assert {m["message"] for m in messages} == {"to everyone"}
+    timings(
+        record_property,
+        connect_200_streams=connected,
+        publish_and_deliver_100_events_to_200_streams=delivered,
+        broadcast_to_100_sockets=broadcast,
+    )
+    assert TRACEBACK not in deployment.server.output(), deployment.server.output()
+
+
+def test_static_files_under_debug_without_collectstatic(tmp_path, environments):
+    """The development setup: files found in the apps, unhashed, no sync-iterator warning."""
+    project = bake(tmp_path)
+    python = environments.python_for(project)
+    env = served_env(tmp_path / "dev.sqlite3", DJANGO_DEBUG="true")
+    run([python, "manage.py", "migrate", "--noinput"], cwd=project, env=env)
+    with uvicorn_server(python, project, env) as server, httpx.Client(timeout=10) as client:
+        home = client.get(f"{server.url}/")
+        assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', home.text)
+        assert "/static/core/home.css" in assets
+        for asset in [*assets, "/static/admin/css/base.css"]:
+            response = client.get(f"{server.url}{asset}")
+            assert response.status_code == 200, asset
+            assert response.content
+    assert "synchronous iterators" not in server.output()
+    assert TRACEBACK not in server.output(), server.output()
