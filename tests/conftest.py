@@ -48,13 +48,6 @@ def redis():
 
 
 @pytest.fixture
-def own_redis():
-    """A throwaway Redis server for one test alone, which may stop and restart it."""
-    with contextlib.ExitStack() as stack:
-        yield _server_or_skip(lambda: stack.enter_context(redis_server()))
-
-
-@pytest.fixture
 def phase(record_property):
     """Time a phase of a test; the totals are printed at the end of the run."""
 

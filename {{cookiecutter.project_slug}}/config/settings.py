@@ -71,8 +71,8 @@ MIDDLEWARE = [
     "request_context.middleware.RequestContextMiddleware",
 {%- endif %}
     "core.middleware.SecurityMiddleware",
-    # Serves /static/ under ASGI with async file responses (WhiteNoise is WSGI-first).
-    "servestatic.middleware.ServeStaticMiddleware",
+    # Serves /static/ under ASGI without a thread per file (core/static.py).
+    "core.static.ServeStaticMiddleware",
     "core.middleware.SessionMiddleware",
     "core.middleware.CommonMiddleware",
     "core.middleware.CsrfViewMiddleware",
