@@ -27,31 +27,49 @@ ENV = {
 SHUTDOWN_TIMEOUT = 30.0
 
 
-def serve(project: Path, env: dict, log: Path | None = None) -> tuple[subprocess.Popen, int]:
-    """Start one uvicorn worker for `project` on a free port; the caller waits for the port.
+def serve(
+    project: Path,
+    env: dict,
+    log: Path | None = None,
+    app: str = "config.asgi:application",
+    server: str = "uvicorn",
+) -> tuple[subprocess.Popen, int]:
+    """Start one worker serving `app` of `project` on a free port; the caller waits for the port.
 
-    The server gets this process's environment (and limits) plus `env`; its
-    output goes to `log` when given.
+    `server` is uvicorn, or gunicorn with one sync worker (WSGI). The server
+    gets this process's environment (and limits) plus `env`; its output goes
+    to `log` when given.
     """
     port = free_port()
+    if server == "uvicorn":
+        command = [
+            str(project / ".venv/bin/uvicorn"),
+            app,
+            "--host=127.0.0.1",
+            f"--port={port}",
+            "--no-access-log",
+            "--log-level=warning",
+        ]
+    else:
+        command = [
+            str(project / ".venv/bin/gunicorn"),
+            app,
+            f"--bind=127.0.0.1:{port}",
+            "--workers=1",
+            "--worker-class=sync",
+            "--log-level=warning",
+        ]
     with contextlib.ExitStack() as stack:
         output = stack.enter_context(log.open("w")) if log else None
-        server = subprocess.Popen(
-            [
-                str(project / ".venv/bin/uvicorn"),
-                "config.asgi:application",
-                "--host=127.0.0.1",
-                f"--port={port}",
-                "--no-access-log",
-                "--log-level=warning",
-            ],
+        process = subprocess.Popen(
+            command,
             cwd=project,
             env={**os.environ, **env},
             stdout=output,
             stderr=subprocess.STDOUT if log else None,
             start_new_session=True,
         )
-    return server, port
+    return process, port
 
 
 def stop(server: subprocess.Popen) -> str:

@@ -1,7 +1,6 @@
 """ASGI entry point: `uvicorn config.asgi:application`."""
 
 import os
-{%- if cookiecutter.use_sse %}
 
 import django
 {%- if cookiecutter.use_channels %}
@@ -9,31 +8,25 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 {%- endif %}
 
+{% if cookiecutter.use_sse -%}
 from events.asgi import ASGIHandler
+{%- else -%}
+from core.asgi import ASGIHandler
+{%- endif %}
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup(set_prefix=False)
 
-# Django's own handler, except that open event streams share one thread.
+# Django's handler, minus a thread for requests that run no sync code
+{%- if cookiecutter.use_sse %}
+# (core/asgi.py), and with one thread for all open event streams (events/asgi.py).
+{%- else %}
+# (core/asgi.py).
+{%- endif %}
 {%- if cookiecutter.use_channels %}
 http_application = ASGIHandler()
 {%- else %}
 application = ASGIHandler()
-{%- endif %}
-{%- else %}
-{% if cookiecutter.use_channels %}
-from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
-{%- endif %}
-from django.core.asgi import get_asgi_application
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-{%- if cookiecutter.use_channels %}
-http_application = get_asgi_application()
-{%- else %}
-
-application = get_asgi_application()
-{%- endif %}
 {%- endif %}
 {%- if cookiecutter.use_channels %}
 

@@ -1,5 +1,9 @@
 """The project's URLs plus a few views that exercise sessions, messages and sync code."""
 
+import asyncio
+import threading
+
+from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.http import HttpResponse, JsonResponse
@@ -26,10 +30,19 @@ async def count_users(request):
     return JsonResponse({"users": await get_user_model().objects.acount()})
 
 
+async def thread_ids(request):
+    """The thread of two sync calls, a moment apart."""
+    first = await sync_to_async(threading.get_ident)()
+    await asyncio.sleep(0.05)
+    second = await sync_to_async(threading.get_ident)()
+    return JsonResponse([first, second], safe=False)
+
+
 urlpatterns = [
     *project_urlpatterns,
     path("tests/sync/", sync_view),
     path("tests/add-message/", add_message),
     path("tests/read-messages/", read_messages),
     path("tests/count-users/", count_users),
+    path("tests/thread-ids/", thread_ids),
 ]

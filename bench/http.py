@@ -1,0 +1,324 @@
+"""Requests per second side by side: the server's floor, Django async, Django sync.
+
+Bakes the default project (SQLite, DEBUG off), adds a few benchmark-only
+modules to the baked copy (bench_*.py: settings variants, a raw ASGI app, one
+article as JSON from a sync and an async view), and serves the same requests
+several ways, one server at a time, each loaded by wrk from a second process:
+
+- GET /healthz, wrk -c32: a raw ASGI callable under the same uvicorn (the
+  floor); the project as baked (core.asgi.ASGIHandler, async-native
+  middleware); the same with Django's own ASGIHandler; Django's handler with
+  Django's stock middleware; gunicorn with one sync worker, stock middleware
+  and none.
+- GET one article as JSON at concurrency 1, 10 and 100: the async view under
+  uvicorn against the same view written sync under gunicorn's sync worker,
+  one process each.
+
+wrk is a C load generator that saturates one Python worker with a thread to
+spare; a Python client would be the bottleneck. Everything binds to 127.0.0.1
+and is stopped at the end.
+
+    uv run python -m bench.http [--seconds 5]
+"""
+
+import argparse
+import contextlib
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bakery import bake, run
+from servers import wait_for_port
+
+from bench import ENV, serve, stop
+
+GUNICORN = "gunicorn~=23.0"
+
+# Written into the baked copy only; never part of the template.
+BENCH_FILES = {
+    "bench_settings.py": """
+from config.settings import *  # noqa: F403
+
+ROOT_URLCONF = "bench_urls"
+""",
+    "bench_settings_stock.py": """
+import django
+from bench_settings import *  # noqa: F403
+
+django.setup()
+from core.testing import stock_middleware  # noqa: E402
+
+# Django's own classes; ServeStatic (async-only) out, as static files are not served here.
+MIDDLEWARE = [m for m in stock_middleware() if "servestatic" not in m.lower()]
+""",
+    "bench_settings_bare.py": """
+from bench_settings import *  # noqa: F403
+
+MIDDLEWARE = []
+""",
+    "bench_urls.py": """
+from django.http import JsonResponse
+from django.urls import path
+
+from articles.models import Article
+from articles.schemas import ArticleOut
+from config.urls import urlpatterns as project_urlpatterns
+
+
+def healthz_sync(request):
+    # /healthz is an async view: under WSGI each call would start an event loop.
+    return JsonResponse({"status": "ok"})
+
+
+def article_sync(request, pk):
+    article = Article.objects.with_related().get(pk=pk)
+    return JsonResponse(ArticleOut.from_orm(article).model_dump(mode="json"))
+
+
+async def article_async(request, pk):
+    article = await Article.objects.with_related().aget(pk=pk)
+    return JsonResponse(ArticleOut.from_orm(article).model_dump(mode="json"))
+
+
+urlpatterns = [
+    path("bench/healthz-sync", healthz_sync),
+    path("bench/sync/<int:pk>/", article_sync),
+    path("bench/async/<int:pk>/", article_async),
+    *project_urlpatterns,
+]
+""",
+    "bench_floor.py": """
+import json
+
+BODY = json.dumps({"status": "ok"}).encode()
+HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+
+
+async def application(scope, receive, send):
+    # The least an ASGI app can do for GET /healthz: what the server itself costs.
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": BODY})
+""",
+    "bench_django_asgi.py": """
+from django.core.asgi import get_asgi_application
+
+# Django's own handler, for comparison with the project's core.asgi.ASGIHandler.
+application = get_asgi_application()
+""",
+    "bench_article.py": """
+import django
+
+django.setup()
+from django.contrib.auth import get_user_model  # noqa: E402
+
+from articles.models import Article, Tag  # noqa: E402
+
+author, _ = get_user_model().objects.get_or_create(username="bench")
+article = Article.objects.create(
+    author=author, title="Benchmark", content="x" * 2000, published=True
+)
+article.tags.set([Tag.objects.get_or_create(name=name)[0] for name in ("async", "django")])
+print(article.pk)
+""",
+}
+
+COUNT_HOPS = """
+import asyncio, django
+django.setup()
+from django.core.handlers.asgi import ASGIHandler as Django
+from core.asgi import ASGIHandler as Ours
+from core.testing import asgi_request, count_thread_hops
+
+async def hops(handler):
+    with count_thread_hops() as hops:
+        await asgi_request(handler, path="/healthz")
+    return len(hops)
+
+print(asyncio.run(hops(Ours())), asyncio.run(hops(Django())))
+"""
+
+
+@dataclass
+class Load:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass
+class Server:
+    name: str
+    command: str  # "uvicorn" or "gunicorn"
+    app: str
+    settings: str
+    healthz: str = "/healthz"
+
+
+@dataclass
+class Results:
+    healthz: dict[str, Load] = field(default_factory=dict)
+    hops: dict[str, int] = field(default_factory=dict)
+    article: dict[tuple[str, int], Load] = field(default_factory=dict)
+
+
+HEALTHZ = [
+    Server("raw ASGI (floor)", "uvicorn", "bench_floor:application", "bench_settings"),
+    Server("async, template", "uvicorn", "config.asgi:application", "bench_settings"),
+    Server("async, Django's handler", "uvicorn", "bench_django_asgi:application", "bench_settings"),
+    Server(
+        "async, Django's handler, stock mw",
+        "uvicorn",
+        "bench_django_asgi:application",
+        "bench_settings_stock",
+    ),
+    Server(
+        "sync gunicorn, stock mw", "gunicorn", "config.wsgi:application", "bench_settings_stock"
+    ),
+    Server("sync gunicorn, no mw", "gunicorn", "config.wsgi:application", "bench_settings_bare"),
+]
+ARTICLE = {
+    "async": Server("async view, uvicorn", "uvicorn", "config.asgi:application", "bench_settings"),
+    "sync": Server(
+        "sync view, gunicorn", "gunicorn", "config.wsgi:application", "bench_settings_stock"
+    ),
+}
+CONCURRENCY = (1, 10, 100)
+
+
+def to_ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(port: int, path: str, connections: int, seconds: float) -> Load:
+    threads = min(2, connections)
+    result = run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds:g}s",
+            "--latency",
+            f"http://127.0.0.1:{port}{path}",
+        ],
+        cwd=Path.cwd(),
+        timeout=seconds + 30,
+    )
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", result.stdout)
+    if errors:
+        raise RuntimeError(f"{path}: {errors[1]} failed responses\n{result.stdout}")
+    latency = {
+        quantile: to_ms(value, unit)
+        for quantile, value, unit in re.findall(
+            r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", result.stdout, re.MULTILINE
+        )
+    }
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)[1])
+    if set(latency) != {"50", "99"}:
+        raise RuntimeError(f"no latency distribution in wrk's output:\n{result.stdout}")
+    return Load(rps, latency["50"], latency["99"])
+
+
+@contextlib.contextmanager
+def served(project: Path, server: Server):
+    env = {**ENV, "DJANGO_SETTINGS_MODULE": server.settings}
+    process, port = serve(project, env, app=server.app, server=server.command)
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        stop(process)
+        time.sleep(0.3)
+
+
+def prepare(workdir: Path) -> tuple[Path, int]:
+    """Bake, install (with gunicorn), migrate and create the article; its id."""
+    project = bake(workdir)
+    run(["uv", "sync", "--quiet"], cwd=project)
+    python = str(project / ".venv/bin/python")
+    run(["uv", "pip", "install", "--quiet", "--python", python, GUNICORN], cwd=project)
+    for name, text in BENCH_FILES.items():
+        (project / name).write_text(text.lstrip())
+    env = {**ENV, "DJANGO_SETTINGS_MODULE": "bench_settings"}
+    run([python, "manage.py", "migrate", "--noinput"], cwd=project, env=env)
+    article = int(run([python, "bench_article.py"], cwd=project, env=env).stdout.split()[-1])
+    return project, article
+
+
+def measure(project: Path, article: int, seconds: float) -> Results:
+    results = Results()
+    python = str(project / ".venv/bin/python")
+    env = {**ENV, "DJANGO_SETTINGS_MODULE": "bench_settings"}
+    ours, djangos = run([python, "-c", COUNT_HOPS], cwd=project, env=env).stdout.split()
+    results.hops = {"async, template": int(ours), "async, Django's handler": int(djangos)}
+    for server in HEALTHZ:
+        with served(project, server) as port:
+            wrk(port, server.healthz, 32, 1)  # warm up
+            results.healthz[server.name] = wrk(port, server.healthz, 32, seconds)
+        print(f"  /healthz  {server.name:<36}{results.healthz[server.name].rps:>9.0f} req/s")
+    for kind, server in ARTICLE.items():
+        with served(project, server) as port:
+            path = f"/bench/{kind}/{article}/"
+            wrk(port, path, 10, 1)
+            for connections in CONCURRENCY:
+                load = wrk(port, path, connections, seconds)
+                results.article[kind, connections] = load
+                print(f"  article   {server.name:<24} c={connections:<4}{load.rps:>9.0f} req/s")
+    return results
+
+
+def report(results: Results, seconds: float) -> list[str]:
+    lines = [f"GET /healthz, 1 worker each, wrk -t2 -c32, {seconds:g} s"]
+    floor = results.healthz["raw ASGI (floor)"].rps
+    sync = results.healthz["sync gunicorn, stock mw"].rps
+    lines.append(f"{'server':<36}{'req/s':>9}{'p99 ms':>9}{'/ floor':>9}{'/ sync':>8}")
+    for name, load in results.healthz.items():
+        lines.append(
+            f"{name:<36}{load.rps:>9.0f}{load.p99_ms:>9.1f}{load.rps / floor:>9.2f}"
+            f"{load.rps / sync:>8.2f}"
+        )
+    lines.append(
+        "thread hops per /healthz: "
+        + ", ".join(f"{name} {count}" for name, count in results.hops.items())
+    )
+    lines.append("")
+    lines.append(f"GET one article as JSON, 1 worker each, {seconds:g} s per concurrency")
+    lines.append(
+        f"{'concurrency':<12}{'async req/s':>12}{'p99 ms':>9}{'sync req/s':>12}"
+        f"{'p99 ms':>9}{'async/sync':>11}"
+    )
+    for connections in CONCURRENCY:
+        a = results.article["async", connections]
+        s = results.article["sync", connections]
+        lines.append(
+            f"{connections:<12}{a.rps:>12.0f}{a.p99_ms:>9.1f}{s.rps:>12.0f}{s.p99_ms:>9.1f}"
+            f"{a.rps / s.rps:>11.2f}"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: apt-get install wrk")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-http-"))
+    try:
+        project, article = prepare(workdir)
+        results = measure(project, article, args.seconds)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("\n".join(report(results, args.seconds)))
+
+
+if __name__ == "__main__":
+    main()

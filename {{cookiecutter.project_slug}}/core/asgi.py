@@ -1,0 +1,186 @@
+"""Django's ASGI handler, minus a thread for requests that run no sync code.
+
+Django serves each request in its own asgiref ThreadSensitiveContext, so the
+request's sync code (ORM calls through sync_to_async, sync middleware and
+views) runs on a thread of its own. asgiref starts that thread on the first
+sync call and, when the request ends, joins it from yet another new thread.
+Django itself always makes such a call: the receivers of request_started and
+request_finished (close the thread's stale database connections, reset the
+urlconf, close caches) are sync. So even a request served entirely by async
+code starts two threads and pays two hops; on /healthz that is most of what
+Django spends (bench/).
+
+Here those receivers run inline on the event loop when they are Django's own
+and the request never used a thread: it has no database connection or cache
+to close, and on the loop they find none either. As soon as the request runs
+sync code, or the project connects a receiver of its own to either signal,
+everything goes through the request's thread exactly as in Django, and the
+receivers close that thread's connections at the end. That thread is one of
+a few kept idle between requests rather than started and joined each time:
+still one thread per request, never shared by two at once.
+"""
+
+import asyncio
+import threading
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import closing
+from contextvars import ContextVar
+
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.core import signals
+from django.core.cache import close_caches
+from django.core.exceptions import RequestAborted
+from django.core.handlers import asgi
+from django.core.handlers.base import reset_urlconf
+from django.db import close_old_connections, reset_queries
+from django.dispatch import Signal
+from django.urls import set_script_prefix
+
+# Django's own receivers of request_started and request_finished: each clears
+# what the current thread holds (connections, query log, urlconf, caches).
+HOUSEKEEPING = frozenset({close_old_connections, reset_queries, reset_urlconf, close_caches})
+
+
+class IdleThreads:
+    """Single-thread executors kept between requests, so none is started or joined per request.
+
+    A request borrows one for its whole life, as Django gives each request a
+    thread of its own, and gives it back at the end; at most `limit` wait idle.
+    """
+
+    def __init__(self, limit: int = 32):
+        self.limit = limit
+        self.idle: list[ThreadPoolExecutor] = []
+        self.lock = threading.Lock()
+
+    def borrow(self) -> ThreadPoolExecutor:
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
+
+    def give_back(self, executor: ThreadPoolExecutor) -> None:
+        with self.lock:
+            if len(self.idle) < self.limit:
+                self.idle.append(executor)
+                return
+        executor.shutdown(wait=False)
+
+
+class RequestThread(Executor):
+    """One request's thread for sync code: borrowed on the first sync call, if any."""
+
+    def __init__(self, threads: IdleThreads):
+        self.threads = threads
+        self.executor: ThreadPoolExecutor | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.executor is not None
+
+    def submit(self, fn, /, *args, **kwargs):
+        if self.executor is None:
+            self.executor = self.threads.borrow()
+        return self.executor.submit(fn, *args, **kwargs)
+
+    def release(self) -> None:
+        """Give the thread back. A call still running on it (its request was cancelled)
+        finishes first: the next request's calls queue behind it, on the same thread."""
+        if self.executor is not None:
+            self.threads.give_back(self.executor)
+            self.executor = None
+
+
+_request_thread: ContextVar[Executor] = ContextVar("request_thread")
+
+
+def only_housekeeping(signal: Signal, sender) -> bool:
+    # The receivers Signal.send and Signal.asend themselves would call.
+    sync_receivers, async_receivers = signal._live_receivers(sender)
+    return not async_receivers and all(receiver in HOUSEKEEPING for receiver in sync_receivers)
+
+
+class ASGIHandler(asgi.ASGIHandler):
+    def __init__(self):
+        super().__init__()
+        self.threads = IdleThreads()
+
+    def request_executor(self, scope) -> Executor:
+        """The executor that runs this request's sync code: a thread of its own."""
+        return RequestThread(self.threads)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        executor = self.request_executor(scope)
+        token = _request_thread.set(executor)
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                await self.handle(scope, receive, send)
+        finally:
+            _request_thread.reset(token)
+            if isinstance(executor, RequestThread):
+                executor.release()
+
+    def on_the_loop(self, signal: Signal) -> bool:
+        """Whether `signal`'s receivers may run inline: only Django's, and no request thread."""
+        executor = _request_thread.get(None)
+        if not isinstance(executor, RequestThread) or executor.started:
+            return False
+        return only_housekeeping(signal, self.__class__)
+
+    async def send_request_started(self, scope) -> None:
+        if self.on_the_loop(signals.request_started):
+            signals.request_started.send(sender=self.__class__, scope=scope)
+        else:
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+
+    async def close_response(self, response) -> None:
+        """response.close(): closes its resources and sends request_finished."""
+        if self.on_the_loop(signals.request_finished):
+            response.close()
+        else:
+            await sync_to_async(response.close)()
+
+    async def handle(self, scope, receive, send):
+        """Django's ASGIHandler.handle, with the two signal calls above."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+
+        with closing(body_file):
+            set_script_prefix(asgi.get_script_prefix(scope))
+            await self.send_request_started(scope)
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:
+                body_file.close()
+                await self.send_response(error_response, send)
+                await self.close_response(error_response)
+                return
+
+            class RequestProcessed(Exception):
+                pass
+
+            response = None
+            try:
+                try:
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self.listen_for_disconnect(receive))
+                        response = await self.run_get_response(request)
+                        await self.send_response(response, send)
+                        raise RequestProcessed
+                except* (RequestProcessed, RequestAborted):
+                    pass
+            except BaseExceptionGroup as exception_group:
+                if len(exception_group.exceptions) == 1:
+                    raise exception_group.exceptions[0] from None
+                raise
+
+            if response is None:
+                if self.on_the_loop(signals.request_finished):
+                    signals.request_finished.send(sender=self.__class__)
+                else:
+                    await signals.request_finished.asend(sender=self.__class__)
+            else:
+                await self.close_response(response)
