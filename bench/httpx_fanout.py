@@ -259,18 +259,9 @@ def report(cases: list[Case], sequential: dict[int, list[float]], args) -> None:
                 print(f"    {line[:300]}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sources", type=int, nargs="+", default=[1, 5, 10, 20])
-    parser.add_argument("--latency", type=int, default=200, help="ms per upstream call")
-    parser.add_argument("--requests", type=int, default=10, help="timed dashboard requests")
-    parser.add_argument("--sequential-requests", type=int, default=3, help="baseline rounds")
-    parser.add_argument("--limited-concurrency", type=int, default=5, help="0: skip that row")
-    args = parser.parse_args()
+def measure(args) -> tuple[list[Case], dict[int, list[float]], str, list[str]]:
+    """Run every case and the sequential baseline; also how the upstream stopped, and its log."""
     largest = max(args.sources)
-    if args.latency * largest / 1000 * args.sequential_requests > 120:
-        print("note: the sequential baseline alone takes over 2 minutes with these flags")
-
     cases = [Case(n, n, args.latency) for n in sorted(set(args.sources))]
     if 0 < args.limited_concurrency < largest:
         cases.append(Case(largest, args.limited_concurrency, args.latency))
@@ -312,6 +303,25 @@ def main() -> None:
             upstream_lines = upstream_log.read_text().splitlines()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    return cases, sequential, upstream_stop, upstream_lines
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sources", type=int, nargs="+", default=[1, 5, 10, 20])
+    parser.add_argument("--latency", type=int, default=200, help="ms per upstream call")
+    parser.add_argument("--requests", type=int, default=10, help="timed dashboard requests")
+    parser.add_argument("--sequential-requests", type=int, default=3, help="baseline rounds")
+    parser.add_argument("--limited-concurrency", type=int, default=5, help="0: skip that row")
+    return parser
+
+
+def main() -> None:
+    args = parser().parse_args()
+    if args.latency * max(args.sources) / 1000 * args.sequential_requests > 120:
+        print("note: the sequential baseline alone takes over 2 minutes with these flags")
+    started = time.monotonic()
+    cases, sequential, upstream_stop, upstream_lines = measure(args)
     report(cases, sequential, args)
     print(f"upstream {upstream_stop}; log lines {len(upstream_lines)}")
     for line in upstream_lines[-5:]:
