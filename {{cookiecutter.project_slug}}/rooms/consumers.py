@@ -29,6 +29,10 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     async def __call__(self, scope, receive, send):
         try:
             await super().__call__(scope, receive, send)
+        except OSError:
+            # The client left (uvicorn's ClientDisconnected, say, when a room
+            # message reaches a socket that just closed): the server handles it.
+            raise
         except Exception:
             if not self.accepted:
                 raise

@@ -11,7 +11,7 @@ from django.test import AsyncClient
 
 from config.asgi import application
 from core.models import ApiToken
-from rooms.consumers import INTERNAL_ERROR, POLICY_VIOLATION
+from rooms.consumers import INTERNAL_ERROR, POLICY_VIOLATION, RoomConsumer
 from rooms.tests.conftest import room
 
 # Channels' auth middleware closes stale database connections around its session lookup.
@@ -125,9 +125,13 @@ async def test_a_bad_bearer_token_is_refused(token):
     assert not connected
 
 
+class LayerDown(Exception):
+    """What a channel layer raises when its server is gone (redis.ConnectionError, say)."""
+
+
 async def test_a_channel_layer_down_at_connect_refuses_with_503(channel_layer, monkeypatch):
     async def down(*args):
-        raise ConnectionError("the channel layer is down")
+        raise LayerDown("the channel layer is down")
 
     monkeypatch.setattr(channel_layer, "group_add", down)
     client = room()
@@ -155,7 +159,7 @@ async def test_a_channel_layer_that_fails_under_an_open_socket_closes_it_with_10
         done, _ = await asyncio.wait({waiting, told}, return_when=asyncio.FIRST_COMPLETED)
         if told in done:
             waiting.cancel()
-            raise ConnectionError("the channel layer is down")
+            raise LayerDown("the channel layer is down")
         told.cancel()
         return waiting.result()
 
@@ -165,3 +169,16 @@ async def test_a_channel_layer_that_fails_under_an_open_socket_closes_it_with_10
     failing.set()
     assert await client.receive_output() == {"type": "websocket.close", "code": INTERNAL_ERROR}
     await client.wait()
+
+
+async def test_a_client_gone_mid_broadcast_is_left_to_the_server(monkeypatch, caplog):
+    async def client_gone(self, content, close=False):
+        raise ConnectionResetError("the client left")  # as uvicorn's ClientDisconnected, an OSError
+
+    client = room()
+    assert (await client.connect())[0]
+    monkeypatch.setattr(RoomConsumer, "send_json", client_gone)
+    await client.send_json_to({"message": "hello"})
+    with pytest.raises(ConnectionResetError):
+        await client.wait()
+    assert "stopped working" not in caplog.text
