@@ -5,6 +5,7 @@ tests/servers.py) and serves it with uvicorn as production would.
 """
 
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -84,3 +85,10 @@ def stop(server: subprocess.Popen) -> str:
         server.wait(timeout=10)
         return f"killed: still running {SHUTDOWN_TIMEOUT:.0f}s after SIGTERM"
     return f"exit {server.returncode} in {time.monotonic() - started:.1f}s after SIGTERM"
+
+
+def quantile_ms(values: list[float], q: float) -> str:
+    """The q-quantile (nearest rank) of sorted seconds, in milliseconds."""
+    if not values:
+        return "-"
+    return f"{values[min(len(values) - 1, math.ceil(q * len(values)) - 1)] * 1000:.1f}"

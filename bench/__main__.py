@@ -8,8 +8,14 @@ Runs, one after another on this machine (each section stops what it started):
   async vs sync, at concurrency 1, 10 and 100.
 - bench.httpx_fanout: the dashboard over N = 1, 3 and 10 upstreams of
   latency L = 100 ms, against the same calls one after another.
+- bench.sse: idle GET /events/ streams on one uvicorn worker, 1,000 more at a
+  time up to 10,000 (or the first failure), for each broker: memory per
+  stream; then one event after another to 1,000 streams over two processes
+  sharing Redis: delivery latency.
+- bench.channels: one room over Redis, two uvicorn processes, 100 and then
+  1,000 websocket clients: broadcast latency.
 Prints the tables, writes docs/benchmarks.md (machine, versions, date,
-command) and the plots in docs/img/.
+command) and the plots in docs/img/. Needs wrk and redis-server.
 """
 
 import argparse
@@ -29,13 +35,16 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-from bench import http, httpx_fanout
+from bench import channels, http, httpx_fanout, quantile_ms, sse
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 IMAGES = DOCS / "img"
 FANOUT_SOURCES = [1, 3, 10]
 FANOUT_LATENCY = 100  # ms
+ROOM_CLIENTS = [100, 1000]
+# Sent 0.2 s apart: 5,000 frames/s to 1,000 clients, which share the cores with the servers.
+ROOM_ARGS = ["--case", "redis-x2", "--messages", "50", "--interval", "0.2"]
 
 
 def machine() -> str:
@@ -119,11 +128,74 @@ def plot_async_vs_sync(results: http.Results) -> Path:
     return path
 
 
-def reading_of(results: http.Results, cases, sequential) -> list[str]:
+def streams_lines(ramps: list[sse.Result], delivery: sse.Delivery, args) -> list[str]:
+    lines = [
+        f"Idle GET /events/ streams on one uvicorn worker, +{args.step} a step, "
+        f"bounded at {args.max_streams}",
+        f"{'broker':<8}{'held':>7}{'stopped by':>22}{'MiB at 0':>10}{'MiB at max':>12}"
+        f"{'KiB/stream':>12}{'threads':>9}{'one event to all, ms':>22}",
+    ]
+    for ramp in ramps:
+        per_stream = (ramp.peak.rss - ramp.zero.rss) / max(ramp.opened, 1)
+        slowest = f"{max(ramp.latencies) * 1000:.0f}" if ramp.latencies else "-"
+        lines.append(
+            f"{ramp.broker:<8}{ramp.held:>7}{ramp.stop:>22}{ramp.zero.rss / 1024:>10.1f}"
+            f"{ramp.peak.rss / 1024:>12.1f}{per_stream:>12.1f}{ramp.peak.threads:>9}"
+            f"{slowest:>22}"
+        )
+    return [*lines, "", *sse.delivery_report(delivery, args)]
+
+
+def rooms_lines(rooms: list[channels.Result], args) -> list[str]:
+    lines = [
+        f"One room over Redis, 2 uvicorn processes; {args.messages} messages "
+        f"{args.interval:g} s apart from one client",
+        f"{'clients':>8}{'connected':>11}{'received / expected':>22}{'lost':>6}"
+        f"{'median ms':>11}{'p99 ms':>9}{'all had it, p99 ms':>20}",
+    ]
+    for room in rooms:
+        lines.append(
+            f"{sum(room.clients):>8}{'+'.join(map(str, room.clients)):>11}"
+            f"{f'{room.received} / {room.expected}':>22}{room.expected - room.received:>6}"
+            f"{quantile_ms(room.latencies, 0.5):>11}{quantile_ms(room.latencies, 0.99):>9}"
+            f"{quantile_ms(room.last, 0.99):>20}"
+        )
+    return lines
+
+
+def plot_streams(ramps: list[sse.Result]) -> Path:
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for ramp in ramps:
+        axes.plot(
+            [streams for streams, _ in ramp.steps],
+            [sample.rss / 1024 for _, sample in ramp.steps],
+            "o-",
+            label=f"broker={ramp.broker}",
+        )
+    axes.set(xlabel="idle SSE streams open", ylabel="worker RSS (MiB)")
+    axes.set_ylim(bottom=0)
+    axes.set_title("Memory of one uvicorn worker vs open streams")
+    axes.legend()
+    figure.tight_layout()
+    path = IMAGES / "streams-memory.png"
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def reading_of(
+    results: http.Results,
+    cases,
+    sequential,
+    ramps: list[sse.Result],
+    delivery: sse.Delivery,
+    rooms: list[channels.Result],
+) -> list[str]:
     """What the numbers mean for a choice between async and sync views."""
     ours = results.healthz["async, template"].rps
     sync = results.healthz["sync gunicorn, stock mw"].rps
     djangos = results.healthz["async, Django's handler"].rps
+    stock = results.healthz["async, Django's handler, stock mw"].rps
     floor = results.healthz["raw ASGI (floor)"].rps
     article = [
         results.article["async", c].rps / results.article["sync", c].rps for c in http.CONCURRENCY
@@ -131,17 +203,34 @@ def reading_of(results: http.Results, cases, sequential) -> list[str]:
     widest = max(cases, key=lambda case: case.sources)
     fan_out = statistics.median(widest.seconds) * 1000
     one_by_one = statistics.median(sequential[widest.sources]) * 1000
+    held = ", ".join(
+        f"{ramp.held:,} with broker={ramp.broker} "
+        f"({(ramp.peak.rss - ramp.zero.rss) / max(ramp.opened, 1):.0f} KiB each)"
+        for ramp in ramps
+    )
+    room_latency = "; ".join(
+        f"{sum(room.clients):,} clients: median {quantile_ms(room.latencies, 0.5)} ms, "
+        f"p99 {quantile_ms(room.latencies, 0.99)} ms"
+        for room in rooms
+    )
     return [
         "## Reading the results",
         "",
         f"- **Waiting on other services is where async wins.** The dashboard called "
         f"{widest.sources} upstreams of {FANOUT_LATENCY} ms in {fan_out:.0f} ms, against "
         f"{one_by_one:.0f} ms one after another ({one_by_one / fan_out:.1f}x), on one worker.",
+        f"- **Holding many idle connections is the other.** One worker held {held}, with a "
+        f"handful of threads in all. A sync worker holds one connection per thread or process. "
+        f"An event reached {sum(delivery.clients):,} streams spread over two processes in "
+        f"{quantile_ms(delivery.latencies, 0.5)} ms (median; p99 "
+        f"{quantile_ms(delivery.latencies, 0.99)} ms) through Redis. Websocket broadcast to one "
+        f"room: {room_latency}.",
         f"- **Requests that do little cost little, once Django's handler stops starting "
         f"threads.** `/healthz` on the project's async path: {ours:.0f} req/s, "
         f"{ours / sync:.1f}x sync Django under gunicorn ({sync:.0f}) and {ours / djangos:.1f}x "
-        f"Django's own ASGI handler ({djangos:.0f}); the server alone does {floor:.0f}, so "
-        f"Django is {floor / ours:.0f}x from the floor.",
+        f"Django's own ASGI handler ({djangos:.0f}); Django's handler with Django's stock "
+        f"middleware, what a new project gets, does {stock:.0f}. The server alone does "
+        f"{floor:.0f}, so Django is {floor / ours:.0f}x from the floor.",
         "- **Where async loses: plain ORM reads.** One article as JSON: async / sync = "
         + ", ".join(f"{r:.2f}x at c={c}" for r, c in zip(article, http.CONCURRENCY, strict=True))
         + ". Django has no async database driver: the query still runs on a thread, and the "
@@ -174,8 +263,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5, help="wrk run per measurement")
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk is not installed: apt-get install wrk")
+    for tool, package in (("wrk", "wrk"), ("redis-server", "redis-server")):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is not installed: apt-get install {package}")
     IMAGES.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
 
@@ -201,21 +291,34 @@ def main() -> None:
     )
     cases, sequential, _, _ = httpx_fanout.measure(fanout_args)
 
+    print("bench.sse")
+    sse_args = sse.parser().parse_args([])
+    ramps, delivery = sse.measure_all(sse_args)
+
+    print("bench.channels")
+    room_args = [
+        channels.parser().parse_args([*ROOM_ARGS, "--clients", str(n)]) for n in ROOM_CLIENTS
+    ]
+    rooms = [room for one in room_args for room in channels.measure_all(one)]
+
     sections = [
         ("Requests per second", http.report(results, args.seconds)),
         ("Fan-out", fanout_lines(cases, sequential)),
+        ("Streams", streams_lines(ramps, delivery, sse_args)),
+        ("Websockets", rooms_lines(rooms, room_args[0])),
     ]
     for title, lines in sections:
         print(f"\n{title}\n" + "\n".join(lines))
-    images = [plot_async_vs_sync(results), plot_fanout(cases, sequential)]
+    images = [plot_async_vs_sync(results), plot_fanout(cases, sequential), plot_streams(ramps)]
     about = [
         f"- Date: {datetime.date.today().isoformat()}",
-        f"- Machine: {machine()}; the load generator runs on the same cores.",
+        f"- Machine: {machine()}; the load generators run on the same cores.",
         f"- Versions: {installed}",
         f"- Command: `uv run --group bench python -m bench --seconds {args.seconds:g}`"
         f" ({time.monotonic() - started:.0f} s)",
     ]
-    write_page(sections, about, reading_of(results, cases, sequential), images)
+    reading = reading_of(results, cases, sequential, ramps, delivery, rooms)
+    write_page(sections, about, reading, images)
     print(f"\nwrote {DOCS / 'benchmarks.md'} and {', '.join(str(i) for i in images)}")
 
 

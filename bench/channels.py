@@ -38,7 +38,7 @@ from servers import redis_server, wait_for_port
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bench import ENV, serve, stop
+from bench import ENV, quantile_ms, serve, stop
 
 CASES = {"memory": ("memory", 1), "redis": ("redis", 1), "redis-x2": ("redis", 2)}
 # The rate limit (20 frames per 10 s by default) would close the sender.
@@ -294,16 +294,9 @@ def bench(case: str, project: Path, workdir: Path, args) -> Result:
     return result
 
 
-def ms(values: list[float], q: float) -> str:
-    """The q-quantile (nearest rank) of sorted seconds, in milliseconds."""
-    if not values:
-        return "-"
-    return f"{values[min(len(values) - 1, math.ceil(q * len(values)) - 1)] * 1000:.1f}"
-
-
 def report(results: list[Result], args) -> None:
     def both(values: list[float]) -> str:
-        return f"{ms(values, 0.5)} / {ms(values, 0.99)}"
+        return f"{quantile_ms(values, 0.5)} / {quantile_ms(values, 0.99)}"
 
     rows = {
         "clients connected (per process)": lambda r: "+".join(map(str, r.clients)) or "0",
@@ -317,13 +310,15 @@ def report(results: list[Result], args) -> None:
         "deliveries lost": lambda r: f"{r.expected - r.received}",
         "duplicates": lambda r: f"{r.duplicates}",
         "errors and server closes": lambda r: f"{r.errors.total()}",
-        "latency median (ms)": lambda r: ms(r.latencies, 0.5),
-        "latency p99 (ms)": lambda r: ms(r.latencies, 0.99),
-        "latency max (ms)": lambda r: ms(r.latencies, 1.0),
-        "last client median (ms)": lambda r: ms(r.last, 0.5),
-        "last client p99 (ms)": lambda r: ms(r.last, 0.99),
-        "median, sender's / other proc": lambda r: f"{ms(r.local, 0.5)} / {ms(r.remote, 0.5)}",
-        "median, 1st / 4th quarter": lambda r: " / ".join(ms(q, 0.5) for q in r.quarters),
+        "latency median (ms)": lambda r: quantile_ms(r.latencies, 0.5),
+        "latency p99 (ms)": lambda r: quantile_ms(r.latencies, 0.99),
+        "latency max (ms)": lambda r: quantile_ms(r.latencies, 1.0),
+        "last client median (ms)": lambda r: quantile_ms(r.last, 0.5),
+        "last client p99 (ms)": lambda r: quantile_ms(r.last, 0.99),
+        "median, sender's / other proc": lambda r: (
+            f"{quantile_ms(r.local, 0.5)} / {quantile_ms(r.remote, 0.5)}"
+        ),
+        "median, 1st / 4th quarter": lambda r: " / ".join(quantile_ms(q, 0.5) for q in r.quarters),
         "send -> group_send med/p99": lambda r: both(r.uplink),
         "group_send -> last med/p99": lambda r: both(r.downlink),
         "CPU % uvicorn (all processes)": lambda r: f"{r.cpu_percent('uvicorn'):.0f}",
@@ -367,28 +362,35 @@ def report(results: list[Result], args) -> None:
                 print(f"    {line[:300]}")
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between sends")
     parser.add_argument("--seconds", type=float, default=40, help="wall-clock bound per case")
     parser.add_argument("--case", choices=CASES, action="append", help="default: all")
-    args = parser.parse_args()
+    return parser
+
+
+def measure_all(args) -> list[Result]:
+    """Bake once per broker, then run every case of `args`."""
     cases = args.case or list(CASES)
     if any(CASES[case][0] == "redis" for case in cases) and not shutil.which("redis-server"):
         sys.exit("redis-server is not installed: apt-get install redis-server")
-
     workdir = Path(tempfile.mkdtemp(prefix="bench-channels-"))
     try:
         projects = {}
         for broker in dict.fromkeys(CASES[case][0] for case in cases):
             projects[broker] = bake(workdir / broker, use_channels=True, broker=broker)
             run(["uv", "sync", "--quiet"], cwd=projects[broker])
-        results = [bench(case, projects[CASES[case][0]], workdir, args) for case in cases]
+        return [bench(case, projects[CASES[case][0]], workdir, args) for case in cases]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    report(results, args)
+
+
+def main() -> None:
+    args = parser().parse_args()
+    report(measure_all(args), args)
 
 
 if __name__ == "__main__":

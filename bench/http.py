@@ -131,20 +131,23 @@ print(article.pk)
 """,
 }
 
+# argv: the handler class; DJANGO_SETTINGS_MODULE: the middleware it runs.
 COUNT_HOPS = """
-import asyncio, django
+import asyncio, sys, django
+from django.utils.module_loading import import_string
 django.setup()
-from django.core.handlers.asgi import ASGIHandler as Django
-from core.asgi import ASGIHandler as Ours
 from core.testing import asgi_request, count_thread_hops
 
 async def hops(handler):
+    await asgi_request(handler, path="/healthz")  # warm: imports, first connection
     with count_thread_hops() as hops:
         await asgi_request(handler, path="/healthz")
     return len(hops)
 
-print(asyncio.run(hops(Ours())), asyncio.run(hops(Django())))
+print(asyncio.run(hops(import_string(sys.argv[1])())))
 """
+OUR_HANDLER = "core.asgi.ASGIHandler"
+DJANGOS_HANDLER = "django.core.handlers.asgi.ASGIHandler"
 
 
 @dataclass
@@ -160,6 +163,7 @@ class Server:
     command: str  # "uvicorn" or "gunicorn"
     app: str
     settings: str
+    handler: str = ""  # the ASGI handler class whose thread hops are counted
     healthz: str = "/healthz"
 
 
@@ -172,13 +176,27 @@ class Results:
 
 HEALTHZ = [
     Server("raw ASGI (floor)", "uvicorn", "bench_floor:application", "bench_settings"),
-    Server("async, template", "uvicorn", "config.asgi:application", "bench_settings"),
-    Server("async, Django's handler", "uvicorn", "bench_django_asgi:application", "bench_settings"),
+    Server("async, template", "uvicorn", "config.asgi:application", "bench_settings", OUR_HANDLER),
+    Server(
+        "async, template, stock mw",
+        "uvicorn",
+        "config.asgi:application",
+        "bench_settings_stock",
+        OUR_HANDLER,
+    ),
+    Server(
+        "async, Django's handler",
+        "uvicorn",
+        "bench_django_asgi:application",
+        "bench_settings",
+        DJANGOS_HANDLER,
+    ),
     Server(
         "async, Django's handler, stock mw",
         "uvicorn",
         "bench_django_asgi:application",
         "bench_settings_stock",
+        DJANGOS_HANDLER,
     ),
     Server(
         "sync gunicorn, stock mw", "gunicorn", "config.wsgi:application", "bench_settings_stock"
@@ -256,10 +274,11 @@ def prepare(workdir: Path) -> tuple[Path, int]:
 def measure(project: Path, article: int, seconds: float) -> Results:
     results = Results()
     python = str(project / ".venv/bin/python")
-    env = {**ENV, "DJANGO_SETTINGS_MODULE": "bench_settings"}
-    ours, djangos = run([python, "-c", COUNT_HOPS], cwd=project, env=env).stdout.split()
-    results.hops = {"async, template": int(ours), "async, Django's handler": int(djangos)}
     for server in HEALTHZ:
+        if server.handler:
+            env = {**ENV, "DJANGO_SETTINGS_MODULE": server.settings}
+            counted = run([python, "-c", COUNT_HOPS, server.handler], cwd=project, env=env)
+            results.hops[server.name] = int(counted.stdout.split()[-1])
         with served(project, server) as port:
             wrk(port, server.healthz, 32, 1)  # warm up
             results.healthz[server.name] = wrk(port, server.healthz, 32, seconds)
@@ -279,16 +298,14 @@ def report(results: Results, seconds: float) -> list[str]:
     lines = [f"GET /healthz, 1 worker each, wrk -t2 -c32, {seconds:g} s"]
     floor = results.healthz["raw ASGI (floor)"].rps
     sync = results.healthz["sync gunicorn, stock mw"].rps
-    lines.append(f"{'server':<36}{'req/s':>9}{'p99 ms':>9}{'/ floor':>9}{'/ sync':>8}")
+    lines.append(f"{'server':<36}{'req/s':>9}{'p99 ms':>9}{'/ floor':>9}{'/ sync':>8}{'hops':>6}")
     for name, load in results.healthz.items():
+        hops = results.hops.get(name, "-")
         lines.append(
             f"{name:<36}{load.rps:>9.0f}{load.p99_ms:>9.1f}{load.rps / floor:>9.2f}"
-            f"{load.rps / sync:>8.2f}"
+            f"{load.rps / sync:>8.2f}{hops:>6}"
         )
-    lines.append(
-        "thread hops per /healthz: "
-        + ", ".join(f"{name} {count}" for name, count in results.hops.items())
-    )
+    lines.append("hops: sync_to_async calls (thread hops) per GET /healthz, counted in process")
     lines.append("")
     lines.append(f"GET one article as JSON, 1 worker each, {seconds:g} s per concurrency")
     lines.append(

@@ -10,19 +10,28 @@ ends. With every stream open it publishes one event through POST
 /events/publish/ and times its arrival on each stream, then closes them all and
 times how long the worker takes to give back their sockets and threads (and a
 GET /healthz sent meanwhile).
+
+Then, with --clients streams (default 1,000) split over two uvicorn processes
+that share one Redis, it publishes --events events through the first process,
+--interval seconds apart, and times every (event, stream) delivery from the
+moment the publish was sent: the cross-process latency a deployment with
+several workers sees.
 Everything binds to 127.0.0.1 and is stopped at the end.
 
     uv run python -m bench.sse [--max-streams 10000] [--step 1000] [--seconds 120]
+        [--clients 1000] [--events 50] [--interval 0.1]
 """
 
 import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +42,7 @@ from pathlib import Path
 from bakery import bake, run
 from servers import redis_server, wait_for_port
 
-from bench import ENV, serve, stop
+from bench import ENV, quantile_ms, serve, stop
 
 BROKERS = ("memory", "redis")
 SERVER_ENV = {**ENV, "DJANGO_ENV_FILE": "/nonexistent", "SSE_HEARTBEAT_SECONDS": "300"}
@@ -42,6 +51,7 @@ CONNECT_CONCURRENCY = 100
 OPEN_TIMEOUT = 10.0
 FAN_OUT_TIMEOUT = 60.0
 TEARDOWN_TIMEOUT = 60.0
+DRAIN_TIMEOUT = 10.0  # after the last publish, for the stragglers
 WARM_UP_STREAMS = 50
 REQUEST = b"GET /events/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
 MiB = 1024  # VmRSS is in KiB
@@ -84,6 +94,7 @@ class Result:
     zero: Sample | None = None  # after the warm-up, no stream open
     peak: Sample | None = None  # every stream open
     opened: int = 0  # at the peak
+    steps: list[tuple[int, Sample]] = field(default_factory=list)  # streams open, worker
     open_seconds: float = 0.0
     stop: str = "--max-streams"
     open_failures: Counter = field(default_factory=Counter)
@@ -228,6 +239,7 @@ async def measure(port: int, pid: int, token: str, args, result: Result) -> None
         await close_all(streams)
         await asyncio.sleep(1)
         zero = result.zero = result.peak = Sample.of(pid)
+        result.steps = [(0, zero)]
         print(f"  {0:>6} streams  RSS {zero.rss / MiB:7.1f} MiB  threads {zero.threads}")
 
         deadline = time.monotonic() + args.seconds
@@ -243,6 +255,7 @@ async def measure(port: int, pid: int, token: str, args, result: Result) -> None
             await asyncio.sleep(0.5)  # let the worker finish what the opens started
             peak, result.opened = Sample.of(pid), len(streams)
             result.peak = peak
+            result.steps.append((len(streams), peak))
             per_stream = (peak.rss - zero.rss) / max(len(streams), 1)
             print(
                 f"  {len(streams):>6} streams  RSS {peak.rss / MiB:7.1f} MiB  "
@@ -281,20 +294,37 @@ async def measure(port: int, pid: int, token: str, args, result: Result) -> None
     result.healthz_teardown = await healthz
 
 
-def bench(broker: str, workdir: Path, args) -> Result:
-    result = Result(broker)
+def prepare(broker: str, workdir: Path) -> Path:
+    """Bake the project for `broker` and install it."""
     project = bake(workdir / broker, broker=broker)
     run(["uv", "sync", "--quiet"], cwd=project)
+    return project
+
+
+def set_up(project: Path, env: dict) -> str:
+    """Migrate the database `env` names and create an API token; the token."""
     python = str(project / ".venv/bin/python")
-    env = {**SERVER_ENV, "DATABASE_URL": f"sqlite:///{project / 'bench.sqlite3'}"}
+    run([python, "manage.py", "migrate", "--noinput"], cwd=project, env=env)
+    created = run([python, "manage.py", "create_api_token", "bench"], cwd=project, env=env)
+    return created.stdout.split()[-1]
+
+
+def raise_open_files_limit(streams: int) -> None:
+    """The worker and this client each hold one socket per stream; uvicorn inherits this."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if streams > hard - 200:
+        sys.exit(f"{streams} streams do not fit the open-files limit {hard}")
+
+
+def bench(broker: str, project: Path, workdir: Path, args) -> Result:
+    result = Result(broker)
+    env = {**SERVER_ENV, "DATABASE_URL": f"sqlite:///{workdir / f'ramp-{broker}.sqlite3'}"}
     log = workdir / f"uvicorn-{broker}.log"
     with contextlib.ExitStack() as stack:
         if broker == "redis":
             env["REDIS_URL"] = stack.enter_context(redis_server()).url
-        run([python, "manage.py", "migrate", "--noinput"], cwd=project, env=env)
-        created = run([python, "manage.py", "create_api_token", "bench"], cwd=project, env=env)
-        token = created.stdout.split()[-1]
-        # Inherits this process's raised RLIMIT_NOFILE.
+        token = set_up(project, env)
         server, port = serve(project, env, log)
         try:
             wait_for_port(port)
@@ -305,6 +335,163 @@ def bench(broker: str, workdir: Path, args) -> Result:
             result.shutdown = stop(server)
     result.log = log.read_text().splitlines()
     return result
+
+
+@dataclass
+class Delivery:
+    """--events events to --clients streams over two processes sharing Redis."""
+
+    clients: list[int] = field(default_factory=list)  # streams open, per process
+    open_failures: Counter = field(default_factory=Counter)
+    published: int = 0
+    publish_failures: Counter = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)  # every (event, stream)
+    local: list[float] = field(default_factory=list)  # streams on the publishing process
+    remote: list[float] = field(default_factory=list)  # streams on the other one
+    last: list[float] = field(default_factory=list)  # per event, until every stream had it
+    duplicates: int = 0
+    out_of_order: int = 0
+    stream_errors: Counter = field(default_factory=Counter)
+    shutdown: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def expected(self) -> int:
+        return self.published * sum(self.clients)
+
+
+async def deliver(ports: list[int], token: str, args, result: Delivery) -> None:
+    deadline = time.monotonic() + args.seconds
+    streams: list[list[Stream]] = []
+    for index, port in enumerate(ports):
+        share = args.clients // len(ports) + (index < args.clients % len(ports))
+        opened: list[Stream] = []
+        await open_streams(port, share, deadline, opened, result.open_failures)
+        streams.append(opened)
+    result.clients = [len(opened) for opened in streams]
+    everyone = [(index, stream) for index, opened in enumerate(streams) for stream in opened]
+    sent = [math.nan] * args.events
+    # arrivals[event][stream]: monotonic seconds
+    arrivals = [[math.nan] * len(everyone) for _ in range(args.events)]
+
+    async def listen(number: int, stream: Stream) -> None:
+        previous = -1
+        try:
+            while True:
+                message = await read_message(stream.reader)
+                if b"\nevent: bench\n" not in message:
+                    continue
+                now = time.monotonic()
+                data = message.rpartition(b"data: ")[2]
+                event = json.loads(data)["n"]
+                if not math.isnan(arrivals[event][number]):
+                    result.duplicates += 1
+                    continue
+                arrivals[event][number] = now
+                result.out_of_order += event < previous
+                previous = event
+        except (EOFError, asyncio.IncompleteReadError, ConnectionError) as exc:
+            result.stream_errors[type(exc).__name__] += 1
+
+    readers = [asyncio.create_task(listen(n, stream)) for n, (_, stream) in enumerate(everyone)]
+    try:
+        started = time.monotonic()
+        for event in range(args.events):
+            # On a fixed schedule, so a slow publish does not space out the rest.
+            await asyncio.sleep(max(0.0, started + event * args.interval - time.monotonic()))
+            if time.monotonic() > deadline:
+                break
+            sent[event] = time.monotonic()
+            status, body = await request(
+                ports[0],
+                f"POST /events/publish/ HTTP/1.1\r\nAuthorization: Bearer {token}\r\n"
+                "Content-Type: application/json",
+                json.dumps({"event": "bench", "data": {"n": event}}).encode(),
+            )
+            if status != 202:
+                result.publish_failures[f"{status}: {body[:80]!r}"] += 1
+                sent[event] = math.nan
+                continue
+            result.published += 1
+        drain = time.monotonic() + DRAIN_TIMEOUT
+        while time.monotonic() < drain and sum(
+            not math.isnan(t) for times in arrivals for t in times
+        ) < result.published * len(everyone):
+            await asyncio.sleep(0.05)
+    finally:
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        await close_all([stream for _, stream in everyone])
+
+    for event, times in enumerate(arrivals):
+        if math.isnan(sent[event]):
+            continue
+        latencies = [t - sent[event] for t in times]
+        for (process, _), latency in zip(everyone, latencies, strict=True):
+            if not math.isnan(latency):
+                result.latencies.append(latency)
+                (result.local if process == 0 else result.remote).append(latency)
+        if latencies and not any(map(math.isnan, latencies)):
+            result.last.append(max(latencies))
+    for values in (result.latencies, result.local, result.remote, result.last):
+        values.sort()
+
+
+def bench_delivery(project: Path, workdir: Path, args) -> Delivery:
+    """Serve the Redis project twice, on two ports sharing one Redis, and time deliveries."""
+    result = Delivery()
+    env = {**SERVER_ENV, "DATABASE_URL": f"sqlite:///{workdir / 'delivery.sqlite3'}"}
+    logs = [workdir / f"uvicorn-delivery-{n}.log" for n in range(2)]
+    servers: list[subprocess.Popen] = []
+    with contextlib.ExitStack() as stack:
+        env["REDIS_URL"] = stack.enter_context(redis_server()).url
+        token = set_up(project, env)
+        try:
+            ports = []
+            for log in logs:
+                server, port = serve(project, env, log)
+                servers.append(server)
+                ports.append(port)
+            for port in ports:
+                wait_for_port(port)
+            print(f"\ndelivery: uvicorn pids {[s.pid for s in servers]} on ports {ports}")
+            asyncio.run(deliver(ports, token, args, result))
+        finally:
+            result.shutdown = [stop(server) for server in servers]
+    result.log = [line for log in logs for line in log.read_text().splitlines()]
+    return result
+
+
+def delivery_report(result: Delivery, args) -> list[str]:
+    rows = {
+        "streams open (per process)": "+".join(map(str, result.clients)),
+        "open failures": f"{result.open_failures.total()}",
+        "events published / failed": f"{result.published} / {result.publish_failures.total()}",
+        "deliveries received / expected": f"{len(result.latencies)} / {result.expected}",
+        "lost / duplicated / out of order": (
+            f"{result.expected - len(result.latencies)} / {result.duplicates} / "
+            f"{result.out_of_order}"
+        ),
+        "streams ended by the server": f"{result.stream_errors.total()}",
+        "latency median / p99 (ms)": (
+            f"{quantile_ms(result.latencies, 0.5)} / {quantile_ms(result.latencies, 0.99)}"
+        ),
+        "median, publishing / other process": (
+            f"{quantile_ms(result.local, 0.5)} / {quantile_ms(result.remote, 0.5)}"
+        ),
+        "every stream had it, med / p99": (
+            f"{quantile_ms(result.last, 0.5)} / {quantile_ms(result.last, 0.99)}"
+        ),
+        "uvicorn log lines": f"{len(result.log)}",
+    }
+    lines = [
+        f"{args.events} events, {args.interval:g} s apart, to {args.clients} GET /events/ "
+        "streams, broker=redis, 2 uvicorn processes",
+        "(latency: from sending POST /events/publish/ to the stream reading the event)",
+    ]
+    lines += [f"{label:<36}{value:>20}" for label, value in rows.items()]
+    return lines
 
 
 def milliseconds(seconds: list[float]) -> str:
@@ -355,27 +542,40 @@ def report(results: list[Result], args) -> None:
                 print(f"    {line[:300]}")
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-streams", type=int, default=10_000)
     parser.add_argument("--step", type=int, default=1000)
-    parser.add_argument("--seconds", type=int, default=120, help="ramp-up bound per broker")
+    parser.add_argument("--seconds", type=int, default=120, help="bound per broker and delivery")
     parser.add_argument("--broker", choices=BROKERS, action="append", help="default: both")
-    args = parser.parse_args()
-    if "redis" in (args.broker or BROKERS) and not shutil.which("redis-server"):
-        sys.exit("redis-server is not installed: apt-get install redis-server")
-    # The worker and this client each hold one socket per stream; uvicorn inherits this.
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if args.max_streams > hard - 200:
-        sys.exit(f"--max-streams {args.max_streams} does not fit the open-files limit {hard}")
+    parser.add_argument("--clients", type=int, default=1000, help="streams for the delivery run")
+    parser.add_argument("--events", type=int, default=50)
+    parser.add_argument("--interval", type=float, default=0.1, help="seconds between events")
+    return parser
 
+
+def measure_all(args) -> tuple[list[Result], Delivery]:
+    """The ramp for each broker of `args`, then the delivery run."""
+    if not shutil.which("redis-server"):
+        sys.exit("redis-server is not installed: apt-get install redis-server")
+    raise_open_files_limit(max(args.max_streams, args.clients))
     workdir = Path(tempfile.mkdtemp(prefix="bench-sse-"))
     try:
-        results = [bench(broker, workdir, args) for broker in args.broker or BROKERS]
+        ramps = args.broker or list(BROKERS)
+        projects = {broker: prepare(broker, workdir) for broker in {*ramps, "redis"}}
+        results = [bench(broker, projects[broker], workdir, args) for broker in ramps]
+        return results, bench_delivery(projects["redis"], workdir, args)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    args = parser().parse_args()
+    results, delivery = measure_all(args)
     report(results, args)
+    print("\n" + "\n".join(delivery_report(delivery, args)))
+    for failure, count in (delivery.open_failures + delivery.publish_failures).most_common(5):
+        print(f"  {count} x {failure}")
 
 
 if __name__ == "__main__":
