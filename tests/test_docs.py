@@ -4,6 +4,8 @@
 left out of the nav into a warning, and `--strict` makes a warning fail.
 """
 
+import ast
+import json
 import os
 import re
 import subprocess
@@ -79,3 +81,18 @@ def test_deployment_lists_every_environment_variable():
     deployment = (DOCS / "deployment.md").read_text(encoding="utf-8")
     missing = sorted(name for name in variables if f"`{name}`" not in deployment)
     assert missing == [], "docs/deployment.md does not describe these .env.example variables"
+
+
+def test_options_page_covers_every_prompt_and_feature_path():
+    options = (DOCS / "options.md").read_text(encoding="utf-8")
+    declared = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text(encoding="utf-8"))
+    prompts = [name for name in declared if not name.startswith("_")]
+    assert [name for name in prompts if f"`{name}`" not in options] == []
+    source = (TEMPLATE_DIR / "hooks" / "post_gen_project.py").read_text(encoding="utf-8")
+    (feature_paths,) = [
+        node.value
+        for node in ast.parse(source).body
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "FEATURE_PATHS"
+    ]
+    paths = [path for owned in ast.literal_eval(feature_paths).values() for path in owned]
+    assert [path for path in paths if f"`{path}" not in options] == []
