@@ -1,0 +1,12 @@
+"""Routes for the examples' tests (`pytest.mark.urls`)."""
+
+from django.urls import path
+
+from . import orm, streaming
+
+urlpatterns = [
+    path("articles/<int:pk>/", orm.article_detail),
+    path("whoami/", orm.whoami),
+    path("live/", streaming.live),
+    path("countdown/", streaming.countdown),
+]
