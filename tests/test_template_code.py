@@ -9,7 +9,7 @@ import sys
 
 from matrix import TEMPLATE_DIR
 
-OWN_CODE = ["tests", "hooks", "bench", "local_extensions.py"]
+OWN_CODE = ["tests", "hooks", "bench", "local_extensions.py", "docs/examples"]
 
 
 def ruff(*args: str) -> subprocess.CompletedProcess:
