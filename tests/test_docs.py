@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import yaml
-from matrix import TEMPLATE_DIR
+from matrix import TEMPLATE_DIR, combination_id, combinations, defaults
 
 DOCS = TEMPLATE_DIR / "docs"
 PROJECT_TEMPLATE = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
@@ -96,3 +96,14 @@ def test_options_page_covers_every_prompt_and_feature_path():
     ]
     paths = [path for owned in ast.literal_eval(feature_paths).values() for path in owned]
     assert [path for path in paths if f"`{path}" not in options] == []
+
+
+def test_pages_quote_the_matrix_as_it_is():
+    """A page that counts the combinations, or names the default one, says what the matrix has."""
+    count = len(combinations())
+    for page in sorted(DOCS.glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for quoted in re.findall(r"\b(\d+) combinations", text):
+            assert int(quoted) == count, f"{page.name} says {quoted} combinations, not {count}"
+    contributing = (DOCS / "contributing.md").read_text(encoding="utf-8")
+    assert f"test_combination[{combination_id(defaults())}]" in contributing
