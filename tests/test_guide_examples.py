@@ -25,7 +25,7 @@ def test_guide_examples_pass_in_the_default_project(tmp_path, environments):
     shutil.copytree(
         EXAMPLES,
         project / "guide_examples",
-        ignore=shutil.ignore_patterns(".ruff.toml", "__pycache__"),
+        ignore=shutil.ignore_patterns(".ruff.toml", ".ruff_cache", "__pycache__"),
     )
     python = environments.python_for(project)
     bin_dir = python.parent

@@ -60,6 +60,7 @@ async def test_under_asgi_the_first_chunk_leaves_before_the_stream_ends():
     await server.disconnect()
 
 
+# --8<-- [start:wsgi]
 @pytest.mark.django_db  # Django's WSGI handler checks the connection at each request
 def test_under_wsgi_the_whole_stream_is_read_before_the_first_chunk():
     streaming.progress.clear()
@@ -71,3 +72,6 @@ def test_under_wsgi_the_whole_stream_is_read_before_the_first_chunk():
     assert streaming.progress[-1] == "done"  # everything ran before anything was sent
     assert list(chunks) == [b"3\n", b"2\n", b"1\n"]
     response.close()
+
+
+# --8<-- [end:wsgi]
