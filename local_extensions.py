@@ -11,7 +11,8 @@ from pathlib import Path
 
 from jinja2.ext import Extension
 
-PROJECT_TEMPLATE = Path(__file__).resolve().parent / "{{cookiecutter.project_slug}}"
+TEMPLATE_ROOT = Path(__file__).resolve().parent
+PROJECT_TEMPLATE = TEMPLATE_ROOT / "{{cookiecutter.project_slug}}"
 
 # Characters that start emphasis, code, links, HTML or tables wherever they stand.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~])")
@@ -54,10 +55,20 @@ def project_modules() -> list[str]:
     return sorted({path.stem for path in PROJECT_TEMPLATE.iterdir() if path.stem})
 
 
+def declared_options() -> dict:
+    """cookiecutter.json as declared: every option's default, choices and prompts.
+
+    cookiecutter also puts this in the context as ``_cookiecutter``; cruft does
+    not, so the hooks read it from the template itself.
+    """
+    return json.loads((TEMPLATE_ROOT / "cookiecutter.json").read_text(encoding="utf-8"))
+
+
 class EscapeExtension(Extension):
     def __init__(self, environment):
         super().__init__(environment)
         environment.globals["project_modules"] = project_modules
+        environment.globals["declared_options"] = declared_options
         environment.filters["toml_string"] = toml_string
         environment.filters["python_string"] = python_string
         environment.filters["markdown_text"] = markdown_text

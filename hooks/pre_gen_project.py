@@ -10,7 +10,8 @@ import re
 import sys
 
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
-DECLARED = json.loads(r"""{{ _cookiecutter | tojson }}""")
+# cookiecutter.json as declared (its choice lists), under cookiecutter and cruft alike.
+DECLARED = json.loads(r"""{{ declared_options() | tojson }}""")
 # The baked project's own top-level modules (config, core, ...), listed at bake time.
 PROJECT_MODULES = set(json.loads(r"""{{ project_modules() | tojson }}"""))
 
