@@ -15,7 +15,7 @@ from matrix import TEMPLATE_DIR, defaults
 
 EXAMPLES = TEMPLATE_DIR / "docs" / "examples"
 # The tests in docs/examples/tests/; update when adding or removing one.
-EXPECTED_TESTS = 26
+EXPECTED_TESTS = 27
 
 
 def test_guide_examples_pass_in_the_default_project(tmp_path, environments):

@@ -1,8 +1,10 @@
 """The async ORM: load everything a response needs, in as few awaits as possible."""
 
+from django.core.paginator import AsyncPaginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import aget_object_or_404
+from django.views import View
 
 from articles.models import Article
 
@@ -36,6 +38,35 @@ async def latest_titles(limit: int = 10) -> list[str]:
 
 
 # --8<-- [end:iterate]
+
+
+# --8<-- [start:list-view]
+class ArticleList(View):
+    # Django's generic views (ListView, DetailView...) are sync only. An async
+    # class-based view subclasses View and makes its handlers async.
+    async def get(self, request: HttpRequest) -> JsonResponse:
+        published = (
+            Article.objects.filter(published=True)
+            .select_related("author")
+            .order_by("-created_at", "-id")
+        )
+        paginator = AsyncPaginator(published, per_page=20)
+        # A missing, invalid or too large ?page= gives the first or last page.
+        page = await paginator.aget_page(request.GET.get("page"))
+        articles = await page.aget_object_list()  # runs the query
+        return JsonResponse(
+            {
+                "page": page.number,
+                "pages": await paginator.anum_pages(),
+                "items": [
+                    {"title": article.title, "author": article.author.get_username()}
+                    for article in articles
+                ],
+            }
+        )
+
+
+# --8<-- [end:list-view]
 
 
 # --8<-- [start:aggregate]

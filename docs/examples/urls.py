@@ -5,6 +5,7 @@ from django.urls import path
 from . import orm, streaming
 
 urlpatterns = [
+    path("articles/", orm.ArticleList.as_view()),
     path("articles/<int:pk>/", orm.article_detail),
     path("whoami/", orm.whoami),
     path("live/", streaming.live),

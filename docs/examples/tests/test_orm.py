@@ -30,6 +30,21 @@ async def test_a_draft_is_not_found(async_client, article):
     assert response.status_code == 404
 
 
+async def test_article_list_pages(async_client, author):
+    for n in range(25):
+        await Article.objects.acreate(author=author, title=f"#{n}", content="", published=True)
+
+    first = (await async_client.get("/articles/")).json()
+    last = (await async_client.get("/articles/?page=99")).json()
+
+    assert (first["page"], first["pages"], len(first["items"])) == (1, 2, 20)
+    assert first["items"][0] == {"title": "#24", "author": "ada"}
+    assert (last["page"], [item["title"] for item in last["items"]]) == (
+        2,
+        ["#4", "#3", "#2", "#1", "#0"],
+    )
+
+
 async def test_latest_titles_newest_first(author):
     for title in ("first", "second", "third"):
         await Article.objects.acreate(author=author, title=title, content="", published=True)
