@@ -68,8 +68,9 @@ async def test_two_requests_run_their_orm_calls_in_parallel():
     started = time.perf_counter()
     await asyncio.gather(request(), request())
 
-    # Each request has a thread of its own: 0.3 s for both, not 0.6 s.
-    assert time.perf_counter() - started < 0.55
+    # Each request has a thread of its own: about 0.3 s for both; one after
+    # another they could not take less than 0.6 s.
+    assert time.perf_counter() - started < 0.6
 
 
 async def test_whoami_anonymous(async_client):
