@@ -161,7 +161,7 @@ async def dashboard(client) -> None:
     assert sources["fast"]["data"] == {"path": "/fast"}
     assert (sources["slow"]["ok"], sources["slow"]["error"]) == (False, "timeout")
     assert (sources["broken"]["ok"], sources["broken"]["error"]) == (False, "http 500")
-    assert took < DASHBOARD_DEADLINE + 0.5
+    assert took < DASHBOARD_DEADLINE + 1  # slack for a loaded machine; the slow source takes 3x
 
 
 async def events(client, deployment) -> None:

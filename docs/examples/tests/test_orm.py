@@ -1,5 +1,5 @@
 import asyncio
-import time
+import threading
 
 import pytest
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
@@ -8,7 +8,6 @@ from articles.models import Article
 
 from .. import urls
 from ..orm import article_counts, latest_titles
-from .test_mistakes import slow_query
 
 # Async tests that touch the database need transaction=True (see the guide's
 # "Testing" section); the project's conftest.py closes their connections.
@@ -61,16 +60,19 @@ async def test_article_counts(author):
 
 
 async def test_two_requests_run_their_orm_calls_in_parallel():
+    # Each query answers only once the other one has started: run one after
+    # the other, the first would wait for the second until the barrier's timeout.
+    both_started = threading.Barrier(2, timeout=5)
+
+    def query_beside_another() -> int:
+        both_started.wait()
+        return Article.objects.count()
+
     async def request():
         async with ThreadSensitiveContext():  # what Django's ASGI handler opens per request
-            return await sync_to_async(slow_query)()
+            return await sync_to_async(query_beside_another)()
 
-    started = time.perf_counter()
-    await asyncio.gather(request(), request())
-
-    # Each request has a thread of its own: about 0.3 s for both; one after
-    # another they could not take less than 0.6 s.
-    assert time.perf_counter() - started < 0.6
+    assert await asyncio.gather(request(), request()) == [0, 0]
 
 
 async def test_whoami_anonymous(async_client):
