@@ -275,7 +275,7 @@ def bench(case: str, project: Path, workdir: Path, args) -> Result:
         if broker == "redis":
             redis = stack.enter_context(redis_server())
             env["REDIS_URL"] = redis.url
-            pids["redis-server"] = int((redis.directory / "redis.pid").read_text())
+            pids["redis-server"] = redis.pid
         run([python, "manage.py", "migrate", "--noinput"], cwd=project, env=env)
         try:
             ports = []

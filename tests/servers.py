@@ -146,7 +146,7 @@ class Redis:
                 "--save", "",
                 "--appendonly", "no",
                 "--dir", str(self.directory),
-                "--pidfile", str(self.directory / "redis.pid"),
+                "--pidfile", str(self.pidfile),
                 "--logfile", str(self.directory / "redis.log"),
                 "--daemonize", "yes",
             ],
@@ -155,12 +155,24 @@ class Redis:
             timeout=30,
         )  # fmt: skip
         wait_for_port(self.port)
+        # A daemonized redis-server may listen before it writes its pid file.
+        deadline = time.monotonic() + 10
+        while not self.pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "redis.pid"
+
+    @property
+    def pid(self) -> int:
+        return int(self.pidfile.read_text())
 
     def stop(self) -> None:
-        pidfile = self.directory / "redis.pid"
+        pidfile = self.pidfile
         if not pidfile.exists():
             return
-        pid = int(pidfile.read_text())
+        pid = self.pid
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
