@@ -23,6 +23,7 @@ FEATURE_PATHS: dict[str, tuple[str, ...]] = {
     "broker=redis": (
         "events/redis_broker.py",
         "events/tests/test_redis_broker.py",
+        "rooms/layers.py",
         "rooms/readiness.py",
         "rooms/tests/test_redis_layer.py",
     ),

@@ -227,11 +227,20 @@ SSE_MAX_DATA_BYTES = env.int("SSE_MAX_DATA_BYTES", default=64 * 1024)
 {%- if cookiecutter.broker == "redis" %}
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # redis-py's async connections never retry by default: after a Redis
-        # restart every connection kept in the pool would fail once.
+        # channels_redis' layer with a pool that waits for a free connection (rooms/layers.py).
+        "BACKEND": "rooms.layers.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "retry": Retry(ExponentialBackoff(1.0, 0.05), 3)}]
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    # redis-py's async connections never retry by default: after a
+                    # Redis restart every connection kept in the pool would fail once.
+                    "retry": Retry(ExponentialBackoff(1.0, 0.05), 3),
+                    # Per process; a command waits up to `timeout` seconds for one.
+                    "max_connections": 50,
+                    "timeout": 10,
+                }
+            ]
         },
     },
 }
