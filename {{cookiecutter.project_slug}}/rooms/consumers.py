@@ -10,7 +10,7 @@ import re
 import time
 from collections import deque
 
-from channels.consumer import AsyncConsumer
+from channels.consumer import AsyncConsumer, get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
@@ -41,6 +41,22 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             # 1011 tells the client to reconnect.
             logger.exception("Closed a room socket: the room stopped working")
             await send({"type": "websocket.close", "code": INTERNAL_ERROR})
+
+    async def dispatch(self, message):
+        """Channels' dispatch, minus the thread hop before every message.
+
+        Channels runs close_old_connections through sync_to_async before each
+        handler, for consumers that use the ORM between messages. This one uses
+        no database once connected (the user is resolved by the middleware
+        before it runs), so that hop bought nothing: a broadcast to 1,000
+        sockets spent about half of the workers' CPU on it. ORM code added here
+        belongs in database_sync_to_async, which closes stale connections
+        around each call itself.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self):
         self.room = self.scope["url_route"]["kwargs"]["room"]

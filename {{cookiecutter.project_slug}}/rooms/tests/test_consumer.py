@@ -11,6 +11,7 @@ from django.test import AsyncClient
 
 from config.asgi import application
 from core.models import ApiToken
+from core.testing import count_thread_hops
 from rooms.consumers import INTERNAL_ERROR, POLICY_VIOLATION, RoomConsumer
 from rooms.tests.conftest import room
 
@@ -80,6 +81,17 @@ async def test_a_foreign_or_missing_origin_is_refused_before_accept(origin):
     client = WebsocketCommunicator(application, "/ws/rooms/lobby/", headers=origin)
     connected, _ = await client.connect()
     assert not connected
+
+
+async def test_a_message_costs_no_thread_hop():
+    """Channels' own dispatch hops to a thread before each frame and each room message."""
+    client = room()
+    assert (await client.connect())[0]
+    with count_thread_hops() as hops:
+        await client.send_json_to({"message": "hello"})
+        assert (await client.receive_json_from())["message"] == "hello"
+    assert hops == []
+    await client.disconnect()
 
 
 async def test_a_flood_is_told_then_closed_with_policy_violation(settings):
