@@ -262,6 +262,7 @@ def write_page(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5, help="wrk run per measurement")
+    parser.add_argument("--rounds", type=int, default=2, help="bench.http: every server per round")
     args = parser.parse_args()
     for tool, package in (("wrk", "wrk"), ("redis-server", "redis-server")):
         if not shutil.which(tool):
@@ -274,7 +275,7 @@ def main() -> None:
     try:
         project, article = http.prepare(workdir)
         installed = versions(project)
-        results = http.measure(project, article, args.seconds)
+        results = http.measure(project, article, args.seconds, args.rounds)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -302,7 +303,7 @@ def main() -> None:
     rooms = [room for one in room_args for room in channels.measure_all(one)]
 
     sections = [
-        ("Requests per second", http.report(results, args.seconds)),
+        ("Requests per second", http.report(results, args.seconds, args.rounds)),
         ("Fan-out", fanout_lines(cases, sequential)),
         ("Streams", streams_lines(ramps, delivery, sse_args)),
         ("Websockets", rooms_lines(rooms, room_args[0])),
@@ -314,7 +315,8 @@ def main() -> None:
         f"- Date: {datetime.date.today().isoformat()}",
         f"- Machine: {machine()}; the load generators run on the same cores.",
         f"- Versions: {installed}",
-        f"- Command: `uv run --group bench python -m bench --seconds {args.seconds:g}`"
+        f"- Command: `uv run --group bench python -m bench --seconds {args.seconds:g} "
+        f"--rounds {args.rounds}`"
         f" ({time.monotonic() - started:.0f} s)",
     ]
     reading = reading_of(results, cases, sequential, ramps, delivery, rooms)

@@ -14,21 +14,26 @@ several ways, one server at a time, each loaded by wrk from a second process:
   uvicorn against the same view written sync under gunicorn's sync worker,
   one process each.
 
+Each server is measured once per round (--rounds, default 2), the rounds one
+after another, and the median is reported, so a machine whose speed drifts
+during the run shifts every server alike.
+
 wrk is a C load generator that saturates one Python worker with a thread to
 spare; a Python client would be the bottleneck. Everything binds to 127.0.0.1
 and is stopped at the end.
 
-    uv run python -m bench.http [--seconds 5]
+    uv run python -m bench.http [--seconds 5] [--rounds 2]
 """
 
 import argparse
 import contextlib
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 from bakery import bake, run
@@ -271,7 +276,14 @@ def prepare(workdir: Path) -> tuple[Path, int]:
     return project, article
 
 
-def measure(project: Path, article: int, seconds: float) -> Results:
+def median_load(loads: list[Load]) -> Load:
+    return Load(*(statistics.median(values) for values in zip(*map(astuple, loads), strict=True)))
+
+
+def measure(project: Path, article: int, seconds: float, rounds: int = 2) -> Results:
+    """Every server once per round, the rounds one after another: a machine that
+    speeds up or slows down during the run shifts every server alike. Each
+    figure is the median over the rounds."""
     results = Results()
     python = str(project / ".venv/bin/python")
     for server in HEALTHZ:
@@ -279,23 +291,33 @@ def measure(project: Path, article: int, seconds: float) -> Results:
             env = {**ENV, "DJANGO_SETTINGS_MODULE": server.settings}
             counted = run([python, "-c", COUNT_HOPS, server.handler], cwd=project, env=env)
             results.hops[server.name] = int(counted.stdout.split()[-1])
-        with served(project, server) as port:
-            wrk(port, server.healthz, 32, 1)  # warm up
-            results.healthz[server.name] = wrk(port, server.healthz, 32, seconds)
-        print(f"  /healthz  {server.name:<36}{results.healthz[server.name].rps:>9.0f} req/s")
-    for kind, server in ARTICLE.items():
-        with served(project, server) as port:
-            path = f"/bench/{kind}/{article}/"
-            wrk(port, path, 10, 1)
-            for connections in CONCURRENCY:
-                load = wrk(port, path, connections, seconds)
-                results.article[kind, connections] = load
-                print(f"  article   {server.name:<24} c={connections:<4}{load.rps:>9.0f} req/s")
+    healthz: dict[str, list[Load]] = {server.name: [] for server in HEALTHZ}
+    articles: dict[tuple[str, int], list[Load]] = {}
+    for round_ in range(1, rounds + 1):
+        for server in HEALTHZ:
+            with served(project, server) as port:
+                wrk(port, server.healthz, 32, 1)  # warm up
+                healthz[server.name].append(wrk(port, server.healthz, 32, seconds))
+            rps = healthz[server.name][-1].rps
+            print(f"  round {round_} /healthz  {server.name:<36}{rps:>9.0f} req/s")
+        for kind, server in ARTICLE.items():
+            with served(project, server) as port:
+                path = f"/bench/{kind}/{article}/"
+                wrk(port, path, 10, 1)
+                for connections in CONCURRENCY:
+                    load = wrk(port, path, connections, seconds)
+                    articles.setdefault((kind, connections), []).append(load)
+                    print(
+                        f"  round {round_} article   {server.name:<24} c={connections:<4}"
+                        f"{load.rps:>9.0f} req/s"
+                    )
+    results.healthz = {name: median_load(loads) for name, loads in healthz.items()}
+    results.article = {key: median_load(loads) for key, loads in articles.items()}
     return results
 
 
-def report(results: Results, seconds: float) -> list[str]:
-    lines = [f"GET /healthz, 1 worker each, wrk -t2 -c32, {seconds:g} s"]
+def report(results: Results, seconds: float, rounds: int = 2) -> list[str]:
+    lines = [f"GET /healthz, 1 worker each, wrk -t2 -c32, {seconds:g} s, median of {rounds} rounds"]
     floor = results.healthz["raw ASGI (floor)"].rps
     sync = results.healthz["sync gunicorn, stock mw"].rps
     lines.append(f"{'server':<36}{'req/s':>9}{'p99 ms':>9}{'/ floor':>9}{'/ sync':>8}{'hops':>6}")
@@ -307,7 +329,10 @@ def report(results: Results, seconds: float) -> list[str]:
         )
     lines.append("hops: sync_to_async calls (thread hops) per GET /healthz, counted in process")
     lines.append("")
-    lines.append(f"GET one article as JSON, 1 worker each, {seconds:g} s per concurrency")
+    lines.append(
+        f"GET one article as JSON, 1 worker each, {seconds:g} s per concurrency, "
+        f"median of {rounds} rounds"
+    )
     lines.append(
         f"{'concurrency':<12}{'async req/s':>12}{'p99 ms':>9}{'sync req/s':>12}"
         f"{'p99 ms':>9}{'async/sync':>11}"
@@ -325,16 +350,17 @@ def report(results: Results, seconds: float) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=2, help="every server once per round")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
     workdir = Path(tempfile.mkdtemp(prefix="bench-http-"))
     try:
         project, article = prepare(workdir)
-        results = measure(project, article, args.seconds)
+        results = measure(project, article, args.seconds, args.rounds)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print("\n".join(report(results, args.seconds)))
+    print("\n".join(report(results, args.seconds, args.rounds)))
 
 
 if __name__ == "__main__":
