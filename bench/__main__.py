@@ -128,6 +128,33 @@ def plot_async_vs_sync(results: http.Results) -> Path:
     return path
 
 
+# Profiles taken with py-spy beside the benchmark (not part of its run): what the
+# reading above says about where time goes, and what was done about it.
+WHERE_THE_TIME_GOES = [
+    "## Where the time goes",
+    "",
+    "Profiled with `py-spy record` against the benchmark's servers, outside the timed run:",
+    "",
+    "- **One article, async, c=10.** Three quarters of the worker's busy CPU is on the event "
+    "loop's thread (uvicorn's protocol, Django's async handler and middleware, building the "
+    "response), a quarter on the request threads. Of all of it, about 22% is opening and "
+    "closing the SQLite connection each request (`CONN_MAX_AGE = 0`, as under gunicorn), 11% "
+    "the query itself, 5% the schema. The loop and the request threads take turns holding "
+    "the GIL; gunicorn's sync worker runs the same work on one thread with no hand-off.",
+    "- **`/healthz` under Django's own handler** starts a thread per request to run "
+    "Django's own `request_started`/`request_finished` receivers, and another to join it. "
+    "`core/asgi.py` runs those receivers on the loop when the request used no thread, and "
+    "keeps idle request threads for the requests that do ([middleware.md](middleware.md)).",
+    "- **A broadcast to 1,000 websockets** first measured a median of 1.76 s and a p99 of "
+    "3.2 s, with both workers at 160% CPU: Channels' consumer runs `close_old_connections` "
+    "through `sync_to_async` before every message, about half the workers' CPU, for a "
+    "consumer that uses no database. `RoomConsumer` now dispatches without that hop "
+    "([channels.md](channels.md#capacity)): median 75 ms, p99 206 ms, workers at about one "
+    "core. The same run logged ~680 `MaxConnectionsError`s when the clients left at once; "
+    "the channel layer's pool now waits for a free connection.",
+]
+
+
 def streams_lines(ramps: list[sse.Result], delivery: sse.Delivery, args) -> list[str]:
     lines = [
         f"Idle GET /events/ streams on one uvicorn worker, +{args.step} a step, "
@@ -235,7 +262,15 @@ def reading_of(
         + ", ".join(f"{r:.2f}x at c={c}" for r, c in zip(article, http.CONCURRENCY, strict=True))
         + ". Django has no async database driver: the query still runs on a thread, and the "
         "event loop pays for the async machinery around it. Views that mostly query the "
-        "database gain nothing from being async; write them sync or serve them with WSGI.",
+        "database gain nothing from being async, and under uvicorn a sync view pays the same "
+        "thread hop: a service whose traffic is mostly such reads is better served by WSGI "
+        "workers ([the async guide](async-guide.md#when-async-helps-and-when-it-does-not)).",
+        "",
+        "Absolute numbers move between runs on this virtual machine (the floor has measured "
+        "19,000 to 37,000 req/s on different runs); read the ratios, which are measured side by "
+        "side within one run, each server once per round.",
+        "",
+        *WHERE_THE_TIME_GOES,
     ]
 
 
