@@ -352,6 +352,7 @@ class Delivery:
     duplicates: int = 0
     out_of_order: int = 0
     stream_errors: Counter = field(default_factory=Counter)
+    missing: Counter = field(default_factory=Counter)  # (process, event): streams without it
     shutdown: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
 
@@ -378,18 +379,19 @@ async def deliver(ports: list[int], token: str, args, result: Delivery) -> None:
         previous = -1
         try:
             while True:
-                message = await read_message(stream.reader)
-                if b"\nevent: bench\n" not in message:
-                    continue
+                chunk = await read_message(stream.reader)
                 now = time.monotonic()
-                data = message.rpartition(b"data: ")[2]
-                event = json.loads(data)["n"]
-                if not math.isnan(arrivals[event][number]):
-                    result.duplicates += 1
-                    continue
-                arrivals[event][number] = now
-                result.out_of_order += event < previous
-                previous = event
+                # The server sends the events it has queued for a stream in one chunk.
+                for message in chunk.split(b"\n\n"):
+                    if b"\nevent: bench\n" not in message:
+                        continue
+                    event = json.loads(message.rpartition(b"data: ")[2])["n"]
+                    if not math.isnan(arrivals[event][number]):
+                        result.duplicates += 1
+                        continue
+                    arrivals[event][number] = now
+                    result.out_of_order += event < previous
+                    previous = event
         except (EOFError, asyncio.IncompleteReadError, ConnectionError) as exc:
             result.stream_errors[type(exc).__name__] += 1
 
@@ -429,9 +431,11 @@ async def deliver(ports: list[int], token: str, args, result: Delivery) -> None:
             continue
         latencies = [t - sent[event] for t in times]
         for (process, _), latency in zip(everyone, latencies, strict=True):
-            if not math.isnan(latency):
-                result.latencies.append(latency)
-                (result.local if process == 0 else result.remote).append(latency)
+            if math.isnan(latency):
+                result.missing[process, event] += 1
+                continue
+            result.latencies.append(latency)
+            (result.local if process == 0 else result.remote).append(latency)
         if latencies and not any(map(math.isnan, latencies)):
             result.last.append(max(latencies))
     for values in (result.latencies, result.local, result.remote, result.last):
@@ -485,6 +489,11 @@ def delivery_report(result: Delivery, args) -> list[str]:
         ),
         "uvicorn log lines": f"{len(result.log)}",
     }
+    if result.missing:
+        rows["missed (process: event x streams)"] = ", ".join(
+            f"{process}: {event} x {count}"
+            for (process, event), count in sorted(result.missing.items())[:5]
+        )
     lines = [
         f"{args.events} events, {args.interval:g} s apart, to {args.clients} GET /events/ "
         "streams, broker=redis, 2 uvicorn processes",
