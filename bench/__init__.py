@@ -11,10 +11,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from servers import free_port
+from servers import free_port, wait_for_port
 
 # Production settings on plain HTTP, with no .env file.
 ENV = {
@@ -85,6 +87,30 @@ def stop(server: subprocess.Popen) -> str:
         server.wait(timeout=10)
         return f"killed: still running {SHUTDOWN_TIMEOUT:.0f}s after SIGTERM"
     return f"exit {server.returncode} in {time.monotonic() - started:.1f}s after SIGTERM"
+
+
+@dataclass
+class Served:
+    """A uvicorn process of `serving()`, its port and, once stopped, how it ended."""
+
+    process: subprocess.Popen
+    port: int
+    shutdown: str = ""
+
+
+@contextlib.contextmanager
+def serving(project: Path, env: dict, logs: list[Path]) -> Iterator[list[Served]]:
+    """One uvicorn process per log, each on its own port, all listening; stopped at exit."""
+    servers: list[Served] = []
+    try:
+        for log in logs:
+            servers.append(Served(*serve(project, env, log)))
+        for server in servers:
+            wait_for_port(server.port)
+        yield servers
+    finally:
+        for server in servers:
+            server.shutdown = stop(server.process)
 
 
 def quantile_ms(values: list[float], q: float) -> str:

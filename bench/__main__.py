@@ -71,6 +71,17 @@ def versions(project: Path) -> str:
     return f"{result.stdout.strip()}, {' '.join(wrk)}"
 
 
+def save(figure, axes, title: str, name: str) -> Path:
+    """Title, legend and layout, written to docs/img/<name>."""
+    axes.set_title(title)
+    axes.legend()
+    figure.tight_layout()
+    path = IMAGES / name
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
 def fanout_lines(cases, sequential) -> list[str]:
     lines = [
         f"GET /api/dashboard/, N upstreams of L = {FANOUT_LATENCY} ms, uvicorn 1 worker",
@@ -98,13 +109,8 @@ def plot_fanout(cases, sequential) -> Path:
     )
     axes.axhline(FANOUT_LATENCY, color="gray", linestyle=":", label="L (the limit)")
     axes.set(xlabel="upstreams (N)", ylabel="ms per dashboard request", xticks=widths)
-    axes.set_title(f"Dashboard latency vs fan-out width (L = {FANOUT_LATENCY} ms)")
-    axes.legend()
-    figure.tight_layout()
-    path = IMAGES / "fanout.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    title = f"Dashboard latency vs fan-out width (L = {FANOUT_LATENCY} ms)"
+    return save(figure, axes, title, "fanout.png")
 
 
 def plot_async_vs_sync(results: http.Results) -> Path:
@@ -119,13 +125,7 @@ def plot_async_vs_sync(results: http.Results) -> Path:
     axes.set(xscale="log", xlabel="concurrent connections", ylabel="requests per second")
     axes.set_xticks(http.CONCURRENCY, [str(c) for c in http.CONCURRENCY])
     axes.set_ylim(bottom=0)
-    axes.set_title("One article as JSON, one worker each")
-    axes.legend()
-    figure.tight_layout()
-    path = IMAGES / "async-vs-sync.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save(figure, axes, "One article as JSON, one worker each", "async-vs-sync.png")
 
 
 # Profiles taken with py-spy beside the benchmark (not part of its run): what the
@@ -201,13 +201,7 @@ def plot_streams(ramps: list[sse.Result]) -> Path:
         )
     axes.set(xlabel="idle SSE streams open", ylabel="worker RSS (MiB)")
     axes.set_ylim(bottom=0)
-    axes.set_title("Memory of one uvicorn worker vs open streams")
-    axes.legend()
-    figure.tight_layout()
-    path = IMAGES / "streams-memory.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save(figure, axes, "Memory of one uvicorn worker vs open streams", "streams-memory.png")
 
 
 def reading_of(

@@ -24,7 +24,6 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,11 +33,11 @@ from datetime import datetime
 from pathlib import Path
 
 from bakery import bake, run
-from servers import redis_server, wait_for_port
+from servers import redis_server
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bench import ENV, quantile_ms, serve, stop
+from bench import ENV, quantile_ms, serving
 
 CASES = {"memory": ("memory", 1), "redis": ("redis", 1), "redis-x2": ("redis", 2)}
 # The rate limit (20 frames per 10 s by default) would close the sender.
@@ -269,7 +268,6 @@ def bench(case: str, project: Path, workdir: Path, args) -> Result:
     python = str(project / ".venv/bin/python")
     env = {**SERVER_ENV, "DATABASE_URL": f"sqlite:///{workdir / f'{case}.sqlite3'}"}
     logs = [workdir / f"uvicorn-{case}-{n}.log" for n in range(processes)]
-    servers: list[subprocess.Popen] = []
     with contextlib.ExitStack() as stack:
         pids = {}
         if broker == "redis":
@@ -277,19 +275,12 @@ def bench(case: str, project: Path, workdir: Path, args) -> Result:
             env["REDIS_URL"] = redis.url
             pids["redis-server"] = redis.pid
         run([python, "manage.py", "migrate", "--noinput"], cwd=project, env=env)
-        try:
-            ports = []
-            for n, log in enumerate(logs):
-                server, port = serve(project, env, log)
-                servers.append(server)
-                ports.append(port)
-                pids[f"uvicorn {n + 1}"] = server.pid
-            for port in ports:
-                wait_for_port(port)
-            print(f"\n{case}: uvicorn pids {[s.pid for s in servers]} on ports {ports}")
-            asyncio.run(measure(ports, pids, args, result))
-        finally:
-            result.shutdown = [stop(server) for server in servers]
+        servers = stack.enter_context(serving(project, env, logs))
+        ports = [server.port for server in servers]
+        pids.update({f"uvicorn {n + 1}": s.process.pid for n, s in enumerate(servers)})
+        print(f"\n{case}: uvicorn pids {[s.process.pid for s in servers]} on ports {ports}")
+        asyncio.run(measure(ports, pids, args, result))
+    result.shutdown = [server.shutdown for server in servers]
     result.log = [line for log in logs for line in log.read_text().splitlines()]
     return result
 

@@ -31,7 +31,6 @@ import os
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ from pathlib import Path
 from bakery import bake, run
 from servers import redis_server, wait_for_port
 
-from bench import ENV, quantile_ms, serve, stop
+from bench import ENV, quantile_ms, serve, serving, stop
 
 BROKERS = ("memory", "redis")
 SERVER_ENV = {**ENV, "DJANGO_ENV_FILE": "/nonexistent", "SSE_HEARTBEAT_SECONDS": "300"}
@@ -447,22 +446,14 @@ def bench_delivery(project: Path, workdir: Path, args) -> Delivery:
     result = Delivery()
     env = {**SERVER_ENV, "DATABASE_URL": f"sqlite:///{workdir / 'delivery.sqlite3'}"}
     logs = [workdir / f"uvicorn-delivery-{n}.log" for n in range(2)]
-    servers: list[subprocess.Popen] = []
     with contextlib.ExitStack() as stack:
         env["REDIS_URL"] = stack.enter_context(redis_server()).url
         token = set_up(project, env)
-        try:
-            ports = []
-            for log in logs:
-                server, port = serve(project, env, log)
-                servers.append(server)
-                ports.append(port)
-            for port in ports:
-                wait_for_port(port)
-            print(f"\ndelivery: uvicorn pids {[s.pid for s in servers]} on ports {ports}")
-            asyncio.run(deliver(ports, token, args, result))
-        finally:
-            result.shutdown = [stop(server) for server in servers]
+        servers = stack.enter_context(serving(project, env, logs))
+        ports = [server.port for server in servers]
+        print(f"\ndelivery: uvicorn pids {[s.process.pid for s in servers]} on ports {ports}")
+        asyncio.run(deliver(ports, token, args, result))
+    result.shutdown = [server.shutdown for server in servers]
     result.log = [line for log in logs for line in log.read_text().splitlines()]
     return result
 
