@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bakery import bake, run
-from servers import redis_server, wait_for_port
+from servers import redis_server
 
-from bench import ENV, quantile_ms, serve, serving, stop
+from bench import ENV, quantile_ms, serving
 
 BROKERS = ("memory", "redis")
 SERVER_ENV = {**ENV, "DJANGO_ENV_FILE": "/nonexistent", "SSE_HEARTBEAT_SECONDS": "300"}
@@ -324,14 +324,12 @@ def bench(broker: str, project: Path, workdir: Path, args) -> Result:
         if broker == "redis":
             env["REDIS_URL"] = stack.enter_context(redis_server()).url
         token = set_up(project, env)
-        server, port = serve(project, env, log)
-        try:
-            wait_for_port(port)
-            result.nofile = nofile_limit(server.pid)
-            print(f"\nbroker={broker}: uvicorn pid {server.pid}, open files {result.nofile}")
-            asyncio.run(measure(port, server.pid, token, args, result))
-        finally:
-            result.shutdown = stop(server)
+        [server] = stack.enter_context(serving(project, env, [log]))
+        pid = server.process.pid
+        result.nofile = nofile_limit(pid)
+        print(f"\nbroker={broker}: uvicorn pid {pid}, open files {result.nofile}")
+        asyncio.run(measure(server.port, pid, token, args, result))
+    result.shutdown = server.shutdown
     result.log = log.read_text().splitlines()
     return result
 
@@ -374,7 +372,10 @@ async def deliver(ports: list[int], token: str, args, result: Delivery) -> None:
     # arrivals[event][stream]: monotonic seconds
     arrivals = [[math.nan] * len(everyone) for _ in range(args.events)]
 
+    received = 0
+
     async def listen(number: int, stream: Stream) -> None:
+        nonlocal received
         previous = -1
         try:
             while True:
@@ -389,6 +390,7 @@ async def deliver(ports: list[int], token: str, args, result: Delivery) -> None:
                         result.duplicates += 1
                         continue
                     arrivals[event][number] = now
+                    received += 1
                     result.out_of_order += event < previous
                     previous = event
         except (EOFError, asyncio.IncompleteReadError, ConnectionError) as exc:
@@ -415,9 +417,7 @@ async def deliver(ports: list[int], token: str, args, result: Delivery) -> None:
                 continue
             result.published += 1
         drain = time.monotonic() + DRAIN_TIMEOUT
-        while time.monotonic() < drain and sum(
-            not math.isnan(t) for times in arrivals for t in times
-        ) < result.published * len(everyone):
+        while time.monotonic() < drain and received < result.published * len(everyone):
             await asyncio.sleep(0.05)
     finally:
         for reader in readers:
