@@ -3,6 +3,7 @@
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,18 @@ JINJA_SYNTAX_ALLOWED = {".html"}
 # A Jinja statement, comment or cookiecutter variable; plain `{{`/`}}` are ordinary
 # in Python (f-strings, nested dicts).
 JINJA_LEFTOVER = re.compile(r"\{%|%\}|\{#|\{\{-?\s*cookiecutter")
+# A baked project's tests as its own CI workflow runs them: no .env, DEBUG off.
+BAKED_TEST_ENV = {"DJANGO_ENV_FILE": "/nonexistent/.env", "DJANGO_SECRET_KEY": "test-" + "k3y" * 20}
+
+
+def copy_template(destination: Path) -> Path:
+    """A copy of this repository as a user's clone has it: no git, environments or caches."""
+    shutil.copytree(
+        TEMPLATE_DIR,
+        destination,
+        ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*_cache", "site"),
+    )
+    return destination
 
 
 def bake(output_dir: Path, **answers) -> Path:
@@ -120,3 +133,11 @@ class Environments:
                 )
                 (venv / "ready").touch()
         return venv / "bin" / "python"
+
+
+def check_lint(python: Path, project: Path, *paths: str) -> None:
+    """ruff check and ruff format --check, with the project's environment and settings."""
+    bin_dir = python.parent
+    targets = list(paths) or ["."]
+    run([bin_dir / "ruff", "check", "--no-cache", *targets], cwd=project)
+    run([bin_dir / "ruff", "format", "--check", "--no-cache", *targets], cwd=project)

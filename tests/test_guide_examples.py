@@ -10,7 +10,7 @@ guide says, fails here.
 import re
 import shutil
 
-from bakery import bake, run
+from bakery import BAKED_TEST_ENV, bake, check_lint, run
 from matrix import TEMPLATE_DIR, defaults
 
 EXAMPLES = TEMPLATE_DIR / "docs" / "examples"
@@ -28,17 +28,11 @@ def test_guide_examples_pass_in_the_default_project(tmp_path, environments):
         ignore=shutil.ignore_patterns(".ruff.toml", ".ruff_cache", "__pycache__"),
     )
     python = environments.python_for(project)
-    bin_dir = python.parent
-
-    run([bin_dir / "ruff", "check", "--no-cache", "guide_examples"], cwd=project)
-    run([bin_dir / "ruff", "format", "--check", "--no-cache", "guide_examples"], cwd=project)
-
-    # As the matrix runs the baked tests: no .env, DEBUG off.
-    env = {"DJANGO_ENV_FILE": "/nonexistent/.env", "DJANGO_SECRET_KEY": "guide-" + "k3y" * 20}
+    check_lint(python, project, "guide_examples")
     result = run(
         [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "guide_examples"],
         cwd=project,
-        env=env,
+        env=BAKED_TEST_ENV,
     )
     summary = result.stdout.strip().splitlines()[-1]
     assert re.fullmatch(rf"{EXPECTED_TESTS} passed in [\d.]+s( \(.*\))?", summary), result.stdout

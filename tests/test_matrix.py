@@ -10,7 +10,7 @@ import hashlib
 import os
 
 import pytest
-from bakery import bake, leftovers, run, tree_digest
+from bakery import BAKED_TEST_ENV, bake, check_lint, leftovers, run, tree_digest
 from matrix import combination_id, combinations
 
 from local_extensions import uses_redis
@@ -58,9 +58,7 @@ def test_combination(answers, tmp_path, phase, environments, claims, request):
 
     with phase("install"):
         python = environments.python_for(project)
-    bin_dir = python.parent
-    # As the baked project's own CI workflow runs it: no .env, DEBUG off.
-    env = {"DJANGO_ENV_FILE": "/nonexistent/.env", "DJANGO_SECRET_KEY": "matrix-" + "k3y" * 20}
+    env = dict(BAKED_TEST_ENV)
     if answers["database"] == "postgresql":
         # Each xdist worker has its own server and runs one project at a time.
         env["DATABASE_URL"] = request.getfixturevalue("postgres").url("postgres")
@@ -69,8 +67,7 @@ def test_combination(answers, tmp_path, phase, environments, claims, request):
         env["REDIS_URL"] = request.getfixturevalue("redis").url
 
     with phase("lint"):
-        run([bin_dir / "ruff", "check", "--no-cache", "."], cwd=project)
-        run([bin_dir / "ruff", "format", "--check", "--no-cache", "."], cwd=project)
+        check_lint(python, project)
         workflow = project / ".github/workflows/ci.yml"
         if not claim(claims, "workflow-" + file_digest(workflow), name):
             run([*ACTIONLINT, workflow], cwd=project)

@@ -3,12 +3,12 @@
 import contextlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
 
 import httpx
+from bakery import copy_template
 from matrix import TEMPLATE_DIR
 from servers import free_port
 
@@ -27,12 +27,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_bake_and_serve_answers_healthz(tmp_path):
-    checkout = tmp_path / "async-django-template"
-    shutil.copytree(
-        TEMPLATE_DIR,
-        checkout,
-        ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*_cache", "site"),
-    )
+    checkout = copy_template(tmp_path / "async-django-template")
     port = free_port()
     server = subprocess.Popen(
         ["bash", "-c", command_after("bake-and-serve")],

@@ -11,23 +11,16 @@ the template with `cruft link`.
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from bakery import IGNORED_DIRS, leftovers, run
-from matrix import TEMPLATE_DIR
+from bakery import BAKED_TEST_ENV, IGNORED_DIRS, check_lint, copy_template, leftovers, run
 
 TEMPLATE_NAME = "async-django-template"
 SLUG = "my_service"
-# As the baked project's own CI workflow runs it (see test_matrix.py): no .env, DEBUG off.
-PROJECT_TEST_ENV = {
-    "DJANGO_ENV_FILE": "/nonexistent/.env",
-    "DJANGO_SECRET_KEY": "update-" + "k3y" * 20,
-}
 # The lines the template's later versions add or change, and a test that looks for them.
 SETTINGS_ADDITION = '\n# A setting the second template version added.\nUPDATE_ARRIVED = "v2"\n'
 NEW_TEST = (
@@ -134,12 +127,7 @@ def pytest_counts(output: str) -> dict[str, int]:
 
 
 def test_cruft_bake_updates_and_links(tmp_path, tools, environments):
-    template = tmp_path / TEMPLATE_NAME
-    shutil.copytree(
-        TEMPLATE_DIR,
-        template,
-        ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*_cache", "site"),
-    )
+    template = copy_template(tmp_path / TEMPLATE_NAME)
     tools.git(template, "init", "--quiet", "--initial-branch=main")
     v1 = commit_all(tools, template, "v1")
     baked_template = template / "{{cookiecutter.project_slug}}"
@@ -229,12 +217,11 @@ def test_cruft_bake_updates_and_links(tmp_path, tools, environments):
 
     # The updated project is still lint-clean and its tests, the new one too, pass.
     python = environments.python_for(project)
-    run([python.parent / "ruff", "check", "--no-cache", "."], cwd=project)
-    run([python.parent / "ruff", "format", "--check", "--no-cache", "."], cwd=project)
+    check_lint(python, project)
     result = run(
         [python, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider"],
         cwd=project,
-        env=PROJECT_TEST_ENV,
+        env=BAKED_TEST_ENV,
     )
     counts = pytest_counts(result.stdout)
     assert counts.get("passed", 0) > 0, result.stdout[-3000:]
