@@ -284,11 +284,14 @@ READINESS_CHECKS = {
 }
 READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", default=3.0)
 
+# Django's reports of a client's mistake (django.security.*) log at WARNING,
+# never ERROR (core/log.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
 {%- if cookiecutter.use_hybrid_middleware %}
     "filters": {
+        "client_faults": {"()": "core.log.ClientFaultsAtWarning"},
         "request_id": {"()": "request_context.log.RequestIdFilter"},
     },
     "formatters": {
@@ -304,15 +307,22 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain" if DEBUG else "json",
-            "filters": ["request_id"],
+            "filters": ["client_faults", "request_id"],
         },
     },
 {%- else %}
+    "filters": {
+        "client_faults": {"()": "core.log.ClientFaultsAtWarning"},
+    },
     "formatters": {
         "plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["client_faults"],
+        },
     },
 {%- endif %}
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
