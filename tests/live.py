@@ -7,6 +7,7 @@ here is stopped when its context manager exits, even after a failure.
 import asyncio
 import contextlib
 import json
+import os
 import re
 import shlex
 import socket
@@ -40,11 +41,21 @@ SERVE_COMMAND = re.compile(r"<!-- serve-command -->\s*```sh\n(.*?)```", re.DOTAL
 DASHBOARD_DEADLINE = 1.0
 
 
-def serve_commands(project: Path) -> list[list[str]]:
-    """The production commands of the baked README, one argument list per line."""
+# `"${NAME:-default}"`: the value of NAME in the environment, else the default.
+SHELL_DEFAULT = re.compile(r"\$\{(\w+):-([^}]*)\}")
+
+
+def serve_commands(project: Path, environ: dict[str, str] | None = None) -> list[list[str]]:
+    """The production commands of the baked README, one argument list per command.
+
+    Lines ending in a backslash continue; `${NAME:-default}` expands as a shell
+    would, from `environ` (the server's environment).
+    """
     found = SERVE_COMMAND.search((project / "README.md").read_text())
     assert found, "the baked README has no <!-- serve-command --> block"
-    return [shlex.split(line) for line in found[1].splitlines() if line.strip()]
+    environ = os.environ if environ is None else environ
+    text = SHELL_DEFAULT.sub(lambda m: environ.get(m[1]) or m[2], found[1])
+    return [shlex.split(line) for line in text.replace("\\\n", " ").splitlines() if line.strip()]
 
 
 def uvicorn_arguments(command: list[str]) -> list[str]:
@@ -176,7 +187,7 @@ def deploy(tmp_path: Path, environments, **answers) -> Iterator[Deployment]:
         )
         variables["DASHBOARD_TIMEOUT"] = str(DASHBOARD_DEADLINE)
         env = served_env(tmp_path / "live.sqlite3", **variables)
-        *setup, serve = serve_commands(project)
+        *setup, serve = serve_commands(project, env)
         for command in setup:
             assert command[:3] == ["uv", "run", "python"], command
             run([python, *command[3:]], cwd=project, env=env)

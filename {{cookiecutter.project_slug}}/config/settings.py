@@ -173,6 +173,10 @@ STORAGES = {
 }
 MEDIA_URL = "files/"
 MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", default=str(BASE_DIR / "media")))
+
+# Largest request body, in bytes, unless the view sets its own (core/limits.py):
+# the ASGI handler answers 413 past it, without reading or storing the rest.
+REQUEST_MAX_BODY_BYTES = env.int("REQUEST_MAX_BODY_BYTES", default=1024 * 1024)
 {%- if cookiecutter.use_async_views %}
 
 # Largest JSON body the API parses; larger ones get 413 before parsing.

@@ -18,6 +18,12 @@ everything goes through the request's thread exactly as in Django, and the
 receivers close that thread's connections at the end. That thread is one of
 a few kept idle between requests rather than started and joined each time:
 still one thread per request, never shared by two at once.
+
+Two costs are bounded before they are paid. A request body is read under
+its cap (core/limits.py): over it, the answer is 413 JSON and the rest of
+the body is never read. And a HEAD request is answered with its headers
+only: a streaming response's body (a file, an event stream) is never
+iterated, only closed.
 """
 
 import asyncio
@@ -35,6 +41,8 @@ from django.core.handlers.base import reset_urlconf
 from django.db import close_old_connections, reset_queries
 from django.dispatch import Signal
 from django.urls import set_script_prefix
+
+from core.limits import BodyTooLarge, read_body
 
 # Django's own receivers of request_started and request_finished: each clears
 # what the current thread holds (connections, query log, urlconf, caches).
@@ -142,11 +150,37 @@ class ASGIHandler(asgi.ASGIHandler):
         else:
             await sync_to_async(response.close)()
 
+    async def send_headers(self, response, send) -> None:
+        """Answer HEAD: Django's send_response minus the body.
+
+        The body is never iterated: a streaming response's iterator does not
+        start (no file is read, no stream followed). The caller still closes
+        the response, which closes its resources and sends request_finished.
+        """
+        headers = [
+            (
+                name.encode("ascii") if isinstance(name, str) else bytes(name),
+                value.encode("latin1") if isinstance(value, str) else bytes(value),
+            )
+            for name, value in response.items()
+        ]
+        headers += [
+            (b"Set-Cookie", cookie.OutputString().encode("ascii"))
+            for cookie in response.cookies.values()
+        ]
+        start = {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        await send(start)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
     async def handle(self, scope, receive, send):
-        """Django's ASGIHandler.handle, with the two signal calls above."""
+        """Django's ASGIHandler.handle, with the body read under its cap, HEAD answered
+        without its body, and the two signal calls above."""
         try:
-            body_file = await self.read_body(receive)
+            body_file = await read_body(scope, receive)
         except RequestAborted:
+            return
+        except BodyTooLarge as too_large:
+            await self.send_response(too_large.response, send)
             return
 
         with closing(body_file):
@@ -168,7 +202,10 @@ class ASGIHandler(asgi.ASGIHandler):
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self.listen_for_disconnect(receive))
                         response = await self.run_get_response(request)
-                        await self.send_response(response, send)
+                        if request.method == "HEAD":
+                            await self.send_headers(response, send)
+                        else:
+                            await self.send_response(response, send)
                         raise RequestProcessed
                 except* (RequestProcessed, RequestAborted):
                     pass

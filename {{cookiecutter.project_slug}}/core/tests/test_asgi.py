@@ -1,19 +1,28 @@
-"""core.asgi.ASGIHandler: no thread for async-only requests, Django's behaviour otherwise."""
+"""core.asgi.ASGIHandler: no thread for async-only requests, Django's behaviour otherwise;
+request bodies under their cap (core/limits.py), HEAD without its body."""
 
 import asyncio
 import contextlib
 import json
+import tempfile
 import threading
 from unittest import mock
 
 import pytest
+from django.conf import settings
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.http import JsonResponse, StreamingHttpResponse
 from django.test import override_settings
+from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
 
+from config.urls import urlpatterns as project_urlpatterns
+from core import limits
 from core.asgi import ASGIHandler, IdleThreads
-from core.testing import asgi_request, count_thread_hops
+from core.limits import max_body
+from core.testing import asgi_request, count_thread_hops, http_scope
 
 
 @contextlib.contextmanager
@@ -129,9 +138,9 @@ async def test_other_protocols_are_refused():
 
 @override_settings(DEBUG=False)
 async def test_responses_match_djangos_handler():
-    for path in ("/healthz", "/", "/nowhere/"):
-        ours = await asgi_request(ASGIHandler(), path=path)
-        django = await asgi_request(DjangoASGIHandler(), path=path)
+    for url in ("/healthz", "/", "/nowhere/"):
+        ours = await asgi_request(ASGIHandler(), path=url)
+        django = await asgi_request(DjangoASGIHandler(), path=url)
         assert (ours.status, ours.body) == (django.status, django.body)
 
 
@@ -164,3 +173,197 @@ def test_idle_threads_are_bounded():
         threads.give_back(executor)
     assert threads.idle == borrowed[:2]
     assert borrowed[2]._shutdown
+
+
+# The request-body cap (core/limits.py) and HEAD.
+
+BODY_RECEIVED = []
+
+
+@csrf_exempt
+async def body_size(request):
+    return JsonResponse({"size": len(request.body)})
+
+
+@max_body(2000)
+@csrf_exempt
+async def roomy_body_size(request):
+    return JsonResponse({"size": len(request.body)})
+
+
+@csrf_exempt
+@max_body(lambda: settings.TEST_BODY_CAP)  # under another decorator: the mark is copied
+async def capped_by_setting(request):
+    return JsonResponse({"size": len(request.body)})
+
+
+def streamed(request):
+    """A streaming response that records whether its body was iterated and whether it was closed."""
+
+    async def content():
+        BODY_RECEIVED.append("iterated")
+        yield b"chunk"
+
+    response = StreamingHttpResponse(content(), content_type="text/plain")
+    response["Content-Length"] = "5"
+    response._resource_closers.append(lambda: BODY_RECEIVED.append("closed"))
+    return response
+
+
+async def async_streamed(request):
+    return streamed(request)
+
+
+urlpatterns = [
+    *project_urlpatterns,
+    path("tests/body-size/", body_size),
+    path("tests/roomy/", roomy_body_size),
+    path("tests/by-setting/", capped_by_setting),
+    path("tests/limited/", include(([path("body-size/", body_size)], "limited"))),
+    path("tests/streamed/", async_streamed),
+]
+
+
+class Client:
+    """Drives the handler with the body in `chunks` (`more_body` between them), counting
+    the receive() calls it makes and the bytes it is given."""
+
+    def __init__(self, chunks, headers=()):
+        self.chunks = list(chunks)
+        self.headers = headers
+        self.receives = 0
+        self.bytes_given = 0
+        self.sent = []
+
+    async def receive(self):
+        self.receives += 1
+        if self.chunks:
+            chunk = self.chunks.pop(0)
+            self.bytes_given += len(chunk)
+            return {"type": "http.request", "body": chunk, "more_body": bool(self.chunks)}
+        await asyncio.Event().wait()  # no disconnect: the handler cancels this when done
+
+    async def send(self, message):
+        self.sent.append(message)
+
+    async def post(self, path, method="POST"):
+        await ASGIHandler()(http_scope(method, path, self.headers), self.receive, self.send)
+        return self
+
+    @property
+    def status(self) -> int:
+        return self.sent[0]["status"]
+
+    @property
+    def response_headers(self) -> dict[str, str]:
+        return {k.decode().lower(): v.decode() for k, v in self.sent[0]["headers"]}
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(message.get("body", b"") for message in self.sent[1:])
+
+
+@pytest.fixture
+def cap(settings):
+    settings.ROOT_URLCONF = __name__
+    settings.REQUEST_MAX_BODY_BYTES = 1000
+    return settings
+
+
+@pytest.fixture
+def rollovers():
+    """The number of request bodies spooled to a temporary file on disk."""
+    rolled = []
+    original = tempfile.SpooledTemporaryFile.rollover
+
+    def rollover(file):
+        rolled.append(file)
+        return original(file)
+
+    with mock.patch.object(tempfile.SpooledTemporaryFile, "rollover", rollover):
+        yield rolled
+
+
+async def test_a_declared_body_over_the_cap_is_refused_before_any_is_read(cap):
+    client = Client([b"x" * 65536] * 100, headers=[("content-length", str(65536 * 100))])
+    await client.post("/tests/body-size/")
+    assert client.status == 413
+    assert json.loads(client.body) == {"detail": "Request body over 1000 bytes."}
+    assert client.response_headers["content-type"] == "application/json"
+    # The rest of the body is on the wire: the server closes the connection.
+    assert client.response_headers["connection"] == "close"
+    assert client.receives == 0
+
+
+async def test_a_chunked_body_is_cut_off_once_past_the_cap(cap, rollovers):
+    cap.REQUEST_MAX_BODY_BYTES = 100_000
+    # 19 MiB, announced by no Content-Length: Django read and spooled all of it.
+    client = Client([b"x" * 65536] * 300)
+    await client.post("/tests/body-size/")
+    assert client.status == 413
+    assert json.loads(client.body) == {"detail": "Request body over 100000 bytes."}
+    assert (client.receives, client.bytes_given) == (2, 2 * 65536)
+    assert rollovers == []
+
+
+async def test_a_body_under_the_cap_reaches_the_view(cap, rollovers):
+    for headers in ((), [("content-length", "1000")]):
+        client = Client([b"x" * 400, b"x" * 400, b"x" * 200], headers=headers)
+        await client.post("/tests/body-size/")
+        assert client.status == 200
+        assert json.loads(client.body) == {"size": 1000}
+    assert rollovers == []
+
+
+async def test_a_view_or_its_url_namespace_sets_its_own_cap(cap, monkeypatch):
+    cap.TEST_BODY_CAP = 50
+    monkeypatch.setitem(limits.namespace_limits, "limited", 10)
+    for url, size, status in [
+        ("/tests/roomy/", 2000, 200),
+        ("/tests/roomy/", 2001, 413),
+        ("/tests/by-setting/", 50, 200),
+        ("/tests/by-setting/", 51, 413),
+        ("/tests/limited/body-size/", 11, 413),
+        ("/tests/limited/body-size/", 10, 200),
+        # A path that resolves to nothing has the project's cap.
+        ("/nowhere/", 1001, 413),
+    ]:
+        client = await Client([b"x" * size]).post(url)
+        assert client.status == status, (url, size)
+        if status == 413:
+            assert client.receives == 1
+
+
+async def test_a_body_under_the_cap_costs_no_thread(cap):
+    handler = ASGIHandler()
+    client = Client([b"x" * 500], headers=[("content-length", "500")])
+    scope = http_scope("POST", "/tests/body-size/", client.headers)
+    with threads_started() as started, count_thread_hops() as hops:
+        await handler(scope, client.receive, client.send)
+    assert client.status == 200
+    assert (hops, started) == ([], [])
+
+
+async def test_head_never_iterates_a_streaming_body(cap):
+    BODY_RECEIVED.clear()
+    finished = []
+
+    def receiver(**kwargs):
+        finished.append(True)
+
+    signals.request_finished.connect(receiver)
+    try:
+        head = await asgi_request(ASGIHandler(), "HEAD", "/tests/streamed/")
+    finally:
+        signals.request_finished.disconnect(receiver)
+    assert head.status == 200
+    assert head.headers["content-length"] == "5"
+    assert head.body == b""
+    # Not iterated, but closed: its resources were released and request_finished sent.
+    assert BODY_RECEIVED == ["closed"]
+    assert finished == [True]
+
+    BODY_RECEIVED.clear()
+    get = await asgi_request(ASGIHandler(), "GET", "/tests/streamed/")
+    assert get.body == b"chunk"
+    assert BODY_RECEIVED == ["iterated", "closed"]
