@@ -19,6 +19,7 @@ FEATURE_PATHS: dict[str, tuple[str, ...]] = {
     "use_sse": ("events",),
     "use_channels": ("rooms",),
     "use_httpx": ("upstreams",),
+    "database=postgresql": ("core/postgresql", "core/tests/test_postgresql.py"),
     "broker=memory": ("events/tests/test_memory_broker.py",),
     "broker=redis": (
         "events/redis_broker.py",

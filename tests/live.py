@@ -179,8 +179,6 @@ def deploy(tmp_path: Path, environments, **answers) -> Iterator[Deployment]:
         if answers.get("database") == "postgresql":
             postgres = server_or_skip(stack, postgres_server)
             variables["DATABASE_URL"] = postgres.url("postgres")
-            # A request waits this long for a connection while the database is down.
-            variables["DATABASE_POOL_TIMEOUT"] = "2"
         upstream = stack.enter_context(upstream_server())
         variables["DASHBOARD_SOURCES"] = ",".join(
             f"{name}={upstream}/{name}" for name in ("fast", "slow", "broken")

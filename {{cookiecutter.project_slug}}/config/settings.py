@@ -80,7 +80,7 @@ MIDDLEWARE = [
     "core.middleware.MessageMiddleware",
     "core.middleware.XFrameOptionsMiddleware",
     "core.middleware.ContentSecurityPolicyMiddleware",
-    "core.middleware.DatabaseUnavailableMiddleware",
+    "core.middleware.DatabaseErrorMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -126,8 +126,8 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI each request's ORM work runs on its own thread, so persistent
     # per-thread connections (CONN_MAX_AGE > 0) pile up; a per-process pool does not.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # The pool checks a connection before lending it, so after a database
-    # restart no request gets a dead one.
+    # A connection is checked before use, so after a database restart no
+    # request gets a dead one.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["OPTIONS"] = {
         "connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=5),
@@ -137,6 +137,16 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
         },
     }
+{%- if cookiecutter.database == "postgresql" %}
+    # Django's backend, failing at once while the server is known to be down
+    # and serving again within a probe interval of its return (core/postgresql/).
+    DATABASES["default"]["ENGINE"] = "core.postgresql"
+    # It checks each pooled connection itself; the pool's check would retry
+    # dead ones with a backoff of seconds.
+    DATABASES["default"]["OPTIONS"]["pool"]["check"] = None
+    # Seconds between two connection attempts while the server is down.
+    DATABASE_PROBE_INTERVAL = env.float("DATABASE_PROBE_INTERVAL", default=0.5)
+{%- endif %}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "core.User"

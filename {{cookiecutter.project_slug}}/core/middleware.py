@@ -19,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.middleware import clickjacking, common, csp, csrf, security
 from django.utils.deprecation import MiddlewareMixin
@@ -109,23 +109,53 @@ class MessageMiddleware(AsyncNativeMixin, messages.MessageMiddleware):
         return storage is not None and (storage.used or storage.added_new)
 
 
-class DatabaseUnavailableMiddleware(MiddlewareMixin):
-    """503 JSON with Retry-After, instead of a 500 page, when the database cannot answer.
+class DatabaseErrorMiddleware(MiddlewareMixin):
+    """JSON instead of a 500 page for the database errors that are not the code's fault.
 
-    A server that is down or restarting, a lost connection, an exhausted pool,
-    SQLite's "database is locked": all OperationalError or InterfaceError, all
-    temporary, so the client is told to retry. Only the exception hook is
+    - 503 with Retry-After when the database cannot answer: a server that is
+      down or restarting, a lost connection, an exhausted pool, SQLite's
+      "database is locked". All OperationalError or InterfaceError, all
+      temporary, so the client is told to retry.
+    - 400 when the database refused a value the client sent: DataError
+      (PostgreSQL: a NUL character in text, an integer out of range, a string
+      longer than its column), and SQLite's two forms of an integer beyond 64
+      bits (an OverflowError binding it, "datatype mismatch" for LIMIT and
+      OFFSET). Validating input catches these first; this is the net for every
+      endpoint, present and future, that does not.
+
+    Both are logged as warnings, never as errors. Only the exception hook is
     defined: a request that raises nothing pays nothing, not even a thread hop.
     """
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, (OperationalError, InterfaceError)):
-            return None
-        logger.warning(
-            "The database is unavailable (%s %s): %s", request.method, request.path, exception
-        )
-        response = JsonResponse(
-            {"detail": "The database is unavailable; retry shortly."}, status=503
-        )
-        response["Retry-After"] = "5"
-        return response
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            logger.warning(
+                "The database is unavailable (%s %s): %s", request.method, request.path, exception
+            )
+            response = JsonResponse(
+                {"detail": "The database is unavailable; retry shortly."}, status=503
+            )
+            response["Retry-After"] = "5"
+            return response
+        if refused_value(exception):
+            logger.warning(
+                "The database refused a value (%s %s): %s", request.method, request.path, exception
+            )
+            return JsonResponse(
+                {"detail": "The request holds a value the database cannot store."}, status=400
+            )
+        return None
+
+
+def refused_value(exception: BaseException) -> bool:
+    """Whether the database refused a value (the client's, unless the code made it up)."""
+    if isinstance(exception, DataError):
+        return True
+    if isinstance(exception, OverflowError):
+        # sqlite3 binding an int beyond 64 bits; Django does not wrap it.
+        return "SQLite INTEGER" in str(exception)
+    # SQLite's SQLITE_MISMATCH (an IntegrityError): such an int as LIMIT or OFFSET.
+    cause = exception.__cause__
+    return isinstance(exception, IntegrityError) and (
+        getattr(cause, "sqlite_errorname", None) == "SQLITE_MISMATCH"
+    )
