@@ -6,22 +6,21 @@ query. Writes that must be atomic go through articles.services in one
 `sync_to_async` call. Nothing here touches the database from the event loop.
 """
 
-from functools import wraps
-
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.db.models import Count, Q
-from django.http import Http404, JsonResponse
-from ninja import NinjaAPI, Router, Status
+from django.http import Http404
+from ninja import Status
 from ninja.errors import AuthenticationError, HttpError
-from ninja.pagination import PageNumberPagination, paginate
+from ninja.pagination import paginate
 from ninja.security import HttpBearer
 
 from articles import services
+from articles.framework import ApiRouter, Id, ProjectAPI
 from articles.models import Article, Tag
 from articles.schemas import ArticleIn, ArticleOut, ArticlePatch, Message, Stats
 from core.auth import INVALID, auser_from_token, bearer_token, unauthorized
+from core.limits import namespace_max_body
 
 
 class BearerToken(HttpBearer):
@@ -31,27 +30,9 @@ class BearerToken(HttpBearer):
         return await auser_from_token(request, token)
 
 
-def limit_body(run):
-    """Answer 413 before parsing a body over settings.API_MAX_BODY_BYTES."""
-
-    @wraps(run)
-    async def limited(request, *args, **kwargs):
-        limit = settings.API_MAX_BODY_BYTES
-        too_large = JsonResponse({"detail": f"Request body over {limit} bytes."}, status=413)
-        if int(request.headers.get("Content-Length") or 0) > limit:
-            return too_large
-        try:
-            if len(request.body) > limit:  # a chunked body has no Content-Length
-                return too_large
-        except RequestDataTooBig:
-            return too_large
-        return await run(request, *args, **kwargs)
-
-    return limited
-
-
-api = NinjaAPI(title="API", version="1.0.0", urls_namespace="api")
-api.add_decorator(limit_body, mode="view")
+api = ProjectAPI(title="API", version="1.0.0", urls_namespace="api")
+# A body over API_MAX_BODY_BYTES gets 413 at the ASGI edge, before it is read.
+namespace_max_body(api.urls_namespace, lambda: settings.API_MAX_BODY_BYTES)
 
 
 @api.exception_handler(AuthenticationError)
@@ -59,7 +40,7 @@ def authentication_error(request, exc):
     return unauthorized(INVALID if bearer_token(request) else "Authentication required.")
 
 
-router = Router(tags=["articles"])
+router = ApiRouter(tags=["articles"])
 auth = BearerToken()
 
 
@@ -78,7 +59,7 @@ async def get_own_article(request, article_id: int) -> Article:
 
 
 @router.get("/", response=list[ArticleOut])
-@paginate(PageNumberPagination, page_size=20, max_page_size=100)
+@paginate
 async def list_articles(request):
     """Published articles, newest first: three queries per page, whatever its size."""
     return Article.objects.with_related().filter(published=True)
@@ -101,7 +82,7 @@ async def article_stats(request):
 
 
 @router.get("/{int:article_id}/", response={200: ArticleOut, 404: Message})
-async def get_article(request, article_id: int):
+async def get_article(request, article_id: Id):
     """A published article; a draft only for its author's token."""
     article = await get_article_or_404(article_id)
     if not article.published:
@@ -113,14 +94,14 @@ async def get_article(request, article_id: int):
 
 
 @router.patch("/{int:article_id}/", auth=auth, response={200: ArticleOut, 403: Message})
-async def update_article(request, article_id: int, payload: ArticlePatch):
+async def update_article(request, article_id: Id, payload: ArticlePatch):
     await get_own_article(request, article_id)
     changes = payload.model_dump(exclude_unset=True)
     return await sync_to_async(services.update_article)(article_id, changes)
 
 
 @router.delete("/{int:article_id}/", auth=auth, response={204: None, 403: Message})
-async def delete_article(request, article_id: int):
+async def delete_article(request, article_id: Id):
     article = await get_own_article(request, article_id)
     await article.adelete()
     return Status(204, None)

@@ -2,14 +2,48 @@ from datetime import datetime
 from typing import Annotated
 
 from ninja import Field, Schema
-from pydantic import ConfigDict, StringConstraints, field_validator
+from pydantic import AfterValidator, ConfigDict, StringConstraints, field_validator
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Content = Annotated[str, StringConstraints(max_length=50_000)]
+# The whitespace stripped from titles and tags. It is spelt out rather than
+# `\s` because Python, pydantic's Rust regex engine and the JavaScript of an
+# OpenAPI client disagree on what `\s` matches.
+SPACE = "\t\n\x0b\x0c\r "
+# Limits and patterns apply to the text as sent, so /api/openapi.json states
+# exactly what is accepted: no NUL (PostgreSQL cannot store it), and for a
+# title or a tag at least one character that is not SPACE.
+NO_NUL = r"^[^\x00]*$"
+VISIBLE = r"^[^\x00]*[^\x00\t\n\x0b\x0c\r ][^\x00]*$"
+TAG_MAX_LENGTH = 50
+
+
+def strip(text: str) -> str:
+    return text.strip(SPACE)
+
+
+def tag_name(text: str) -> str:
+    name = strip(text).lower()
+    if len(name) > TAG_MAX_LENGTH:  # "İ".lower() is two characters
+        raise ValueError(f"is longer than {TAG_MAX_LENGTH} characters once lowercased")
+    return name
+
+
+Title = Annotated[str, StringConstraints(max_length=200, pattern=VISIBLE), AfterValidator(strip)]
+Content = Annotated[str, StringConstraints(max_length=50_000, pattern=NO_NUL)]
 TagName = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=50)
+    str,
+    StringConstraints(max_length=TAG_MAX_LENGTH, pattern=VISIBLE),
+    AfterValidator(tag_name),
 ]
 Tags = Annotated[list[TagName], Field(max_length=10)]
+
+
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
+def optional():
+    """A field that may be left out but not sent as null: its schema has no `null` default."""
+    return Field(None, json_schema_extra=_no_default)
 
 
 class ArticleIn(Schema):
@@ -28,10 +62,10 @@ class ArticlePatch(Schema):
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    title: Title | None = None
-    content: Content | None = None
-    tags: Tags | None = None
-    published: bool | None = None
+    title: Title = optional()
+    content: Content = optional()
+    tags: Tags = optional()
+    published: bool = optional()
 
     @field_validator("title", "content", "tags", "published", mode="before")
     @classmethod

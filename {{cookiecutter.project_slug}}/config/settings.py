@@ -189,7 +189,14 @@ MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", default=str(BASE_DIR / "media")))
 REQUEST_MAX_BODY_BYTES = env.int("REQUEST_MAX_BODY_BYTES", default=1024 * 1024)
 {%- if cookiecutter.use_async_views %}
 
-# Largest JSON body the API parses; larger ones get 413 before parsing.
+# Every paginated API list (articles/pagination.py): `page` and `page_size` are
+# bounded so that no request makes the database skip more than MAX_OFFSET rows.
+NINJA_PAGINATION_CLASS = "articles.pagination.PageNumberPagination"
+NINJA_PAGINATION_PER_PAGE = 20
+NINJA_MAX_PER_PAGE_SIZE = 100
+NINJA_PAGINATION_MAX_OFFSET = 10_000
+
+# Largest body the API accepts (413 above, at the ASGI edge: core/limits.py).
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=256 * 1024)
 {%- endif %}
 

@@ -19,3 +19,10 @@ urlpatterns = [
     path("events/", include("events.urls")),
 {%- endif %}
 ]
+
+# Errors raised outside a view's own handling: JSON under /api/ and for clients
+# that do not accept HTML, Django's pages otherwise (core/errors.py).
+handler400 = "core.errors.bad_request"
+handler403 = "core.errors.permission_denied"
+handler404 = "core.errors.page_not_found"
+handler500 = "core.errors.server_error"

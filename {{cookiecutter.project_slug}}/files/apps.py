@@ -5,4 +5,4 @@ class FilesConfig(AppConfig):
     name = "files"
     verbose_name = "File streaming"
     # Listed on the home page (core.views.home).
-    summary = "GET /files/<path> streams a file from DJANGO_MEDIA_ROOT, with ETag and 304."
+    summary = "GET /files/<path> streams a file from DJANGO_MEDIA_ROOT, with ETag, 304 and 412."

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import aiofiles
 from django.conf import settings
-from django.http import Http404, HttpResponseNotModified, StreamingHttpResponse
-from django.utils.http import http_date, parse_etags, quote_etag
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.utils.cache import get_conditional_response
+from django.utils.http import http_date, quote_etag
 from django.views.decorators.http import require_safe
 
 CHUNK_SIZE = 64 * 1024
@@ -41,24 +42,29 @@ async def _chunks(path: Path):
 
 @require_safe
 async def serve(request, path: str):
+    """The file at MEDIA_ROOT/`path`: 200 streamed, 304 or 412 by the request's preconditions.
+
+    If-None-Match, If-Modified-Since, If-Match and If-Unmodified-Since are
+    evaluated by Django (RFC 9110 13.2.2) against the file's ETag (size and
+    mtime) and Last-Modified. HEAD gets the GET headers and never opens the
+    file: a streamed body would be read from disk only to be thrown away.
+    """
     # Resolving touches the disk: do it off the event loop, in one hop.
     file_path, info = await asyncio.to_thread(_locate, path)
-    etag = quote_etag(f"{info.st_size:x}-{info.st_mtime_ns:x}")
-    # If-None-Match compares weakly: W/"x" matches "x".
-    if_none_match = request.headers.get("If-None-Match", "")
-    known = {tag.removeprefix("W/") for tag in parse_etags(if_none_match)}
-    if etag in known or "*" in known:
-        response = HttpResponseNotModified()
-        response["ETag"] = etag
-        return response
     content_type, encoding = mimetypes.guess_type(file_path.name)
-    response = StreamingHttpResponse(
-        _chunks(file_path), content_type=content_type or "application/octet-stream"
-    )
+    headers = {
+        "Content-Type": content_type or "application/octet-stream",
+        "Content-Length": str(info.st_size),
+        "ETag": quote_etag(f"{info.st_size:x}-{info.st_mtime_ns:x}"),
+        "Last-Modified": http_date(info.st_mtime),
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+    }
     if encoding:
-        response["Content-Encoding"] = encoding
-    response["Content-Length"] = str(info.st_size)
-    response["ETag"] = etag
-    response["Last-Modified"] = http_date(info.st_mtime)
-    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
-    return response
+        headers["Content-Encoding"] = encoding
+    head = HttpResponse(headers=headers)
+    answer = get_conditional_response(
+        request, etag=headers["ETag"], last_modified=int(info.st_mtime), response=head
+    )
+    if answer is not head or request.method == "HEAD":
+        return answer  # 304 (with the validators), 412, or the headers of a HEAD
+    return StreamingHttpResponse(_chunks(file_path), headers=headers)

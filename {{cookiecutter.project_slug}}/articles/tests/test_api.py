@@ -1,8 +1,12 @@
+import json
+
 import pytest
 from django.test import override_settings
 
 from articles.models import Article, Tag
-from core.testing import database_down
+from articles.pagination import MAX_PAGE, MAX_PAGE_SIZE
+from core.asgi import ASGIHandler
+from core.testing import asgi_request, database_down
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,8 +62,36 @@ class TestCreate:
             ARTICLES, b'{"title": "x",', content_type="application/json", headers=headers
         )
         assert response.status_code == 400
-        assert response.json() == {"detail": "Cannot parse request body"}
+        assert response.json()["detail"].startswith("Cannot parse request body: not JSON")
         assert await nothing_written()
+
+    @pytest.mark.parametrize(
+        ("body", "problem"),
+        [
+            (b'{"title": "\\ud800"}', "lone surrogate"),
+            (b'{"title": "a\\u0000b"}', "NUL character"),
+            (b"[" * 5000 + b"]" * 5000, "nested deeper"),
+            (b'{"title": "x", "n": NaN}', "NaN is not JSON"),
+            (b'{"title": "x", "n": Infinity}', "Infinity is not JSON"),
+            (b'{"title": "x", "n": 99999999999999999999}', "out of range"),
+            (b'{"title": "x", "n": 1e999}', "out of range"),
+            (b"\xff\xfe", "not UTF-8"),
+        ],
+    )
+    async def test_unusable_json_is_400_with_its_reason(self, async_client, author, body, problem):
+        """Decoded by core.client_json: each of these was a 500 or reached the database."""
+        _, headers = author
+        response = await async_client.post(
+            ARTICLES, body, content_type="application/json", headers=headers
+        )
+        assert response.status_code == 400
+        assert problem in response.json()["detail"]
+        assert await nothing_written()
+
+    async def test_a_nul_in_a_query_parameter_is_400(self, async_client):
+        response = await async_client.get(ARTICLES, {"page": "1\x00"})
+        assert response.status_code == 400
+        assert "NUL" in response.json()["detail"]
 
     @pytest.mark.parametrize(
         ("body", "field"),
@@ -88,13 +120,21 @@ class TestCreate:
         assert await nothing_written()
 
     @override_settings(API_MAX_BODY_BYTES=100)
-    async def test_body_over_the_limit_is_413(self, async_client, author):
+    async def test_body_over_the_limit_is_413(self, author):
+        # The cap is enforced by the ASGI handler, which Django's test client bypasses.
         _, headers = author
-        response = await async_client.post(
-            ARTICLES, {"title": "x" * 150}, content_type="application/json", headers=headers
+        response = await asgi_request(
+            ASGIHandler(),
+            "POST",
+            ARTICLES,
+            headers=[
+                ("authorization", headers["Authorization"]),
+                ("content-type", "application/json"),
+            ],
+            body=json.dumps({"title": "x" * 150}).encode(),
         )
-        assert response.status_code == 413
-        assert "100 bytes" in response.json()["detail"]
+        assert response.status == 413
+        assert "100 bytes" in json.loads(response.body)["detail"]
         assert await nothing_written()
 
 
@@ -120,6 +160,47 @@ class TestRead:
         assert [item["title"] for item in page["items"]] == ["Article 0"]
         response = await async_client.get(ARTICLES, {"page": 0})
         assert response.status_code == 422
+
+    @pytest.mark.parametrize(
+        "query",
+        [
+            {"page": 2**63 - 1},
+            {"page": 99999999999999999999},
+            {"page": MAX_PAGE + 1},
+            {"page_size": MAX_PAGE_SIZE + 1},
+            {"page_size": 2**63},
+        ],
+    )
+    async def test_pages_past_the_offset_bound_are_422(self, async_client, query):
+        """page=9223372036854775807 was a 500: an OFFSET the database cannot hold."""
+        response = await async_client.get(ARTICLES, query)
+        assert response.status_code == 422
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["query", *query]
+
+    async def test_the_last_allowed_page_is_empty_past_the_end(self, async_client, author):
+        await create(async_client, author[1])
+        response = await async_client.get(ARTICLES, {"page": MAX_PAGE, "page_size": MAX_PAGE_SIZE})
+        assert response.status_code == 200
+        assert response.json() == {"items": [], "count": 1}
+
+    @pytest.mark.parametrize("article_id", ["99999999999999999999", str(2**63), "0"])
+    async def test_ids_outside_the_id_range_are_422(self, async_client, author, article_id):
+        url = f"{ARTICLES}{article_id}/"
+        for response in (
+            await async_client.get(url),
+            await async_client.delete(url, headers=author[1]),
+            await async_client.patch(url, {}, content_type="application/json", headers=author[1]),
+        ):
+            assert response.status_code == 422
+            assert response.json()["detail"][0]["loc"] == ["path", "article_id"]
+
+    @pytest.mark.parametrize("path", ["abc/", "1.5/", "-1/", "1/extra/", "nothing"])
+    async def test_paths_the_api_does_not_have_are_404_json(self, async_client, path):
+        response = await async_client.get(f"{ARTICLES}{path}")
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+        assert response.json() == {"detail": "Not Found"}
 
     async def test_detail(self, async_client, author):
         _, headers = author
@@ -225,7 +306,10 @@ class TestDocs:
         assert "script-src 'self'" in response["Content-Security-Policy"]
 
 
-async def test_a_database_outage_answers_503_json(async_client, author):
+@pytest.mark.parametrize("debug", [False, True])
+async def test_a_database_outage_answers_503_json(async_client, author, debug, settings):
+    """With DEBUG on, django-ninja answered its own plain-text traceback 500."""
+    settings.DEBUG = debug
     _, headers = author
     with database_down():
         listed = await async_client.get(ARTICLES)

@@ -1,8 +1,23 @@
 import os
+from unittest import mock
 
 import pytest
+from django.core.handlers.asgi import ASGIHandler
+from django.utils.http import http_date
 
+from core.testing import asgi_request
+from files import views
 from files.views import CHUNK_SIZE
+
+# What a HEAD answer must carry exactly as the GET answer does.
+GET_HEADERS = (
+    "content-type",
+    "content-length",
+    "etag",
+    "last-modified",
+    "content-security-policy",
+    "x-content-type-options",
+)
 
 
 @pytest.fixture
@@ -93,10 +108,61 @@ async def test_nothing_outside_media_root_and_no_listings(async_client, media, p
     assert b"report.txt" not in response.content
 
 
-async def test_head_sends_headers_only(async_client, media):
-    response = await async_client.head("/files/docs/report.txt")
+async def test_head_sends_the_get_headers_without_opening_the_file(media):
+    """Served through the real ASGI handler: a streamed body would be read and thrown away."""
+    handler = ASGIHandler()  # built here, with the test's settings
+    get = await asgi_request(handler, "GET", "/files/big.bin")
+    with mock.patch.object(views.aiofiles, "open", side_effect=AssertionError("file opened")):
+        head = await asgi_request(handler, "HEAD", "/files/big.bin")
+    assert head.status == get.status == 200
+    assert head.body == b""
+    assert {name: head.headers[name] for name in GET_HEADERS} == {
+        name: get.headers[name] for name in GET_HEADERS
+    }
+    assert head.headers["content-length"] == str(CHUNK_SIZE * 3 + 17)
+
+
+async def validators(async_client) -> tuple[str, str]:
+    response = await async_client.get("/files/docs/report.txt")
+    return response["ETag"], response["Last-Modified"]
+
+
+@pytest.mark.parametrize("method", ["get", "head"])
+async def test_if_modified_since_is_304(async_client, media, method):
+    etag, last_modified = await validators(async_client)
+    response = await getattr(async_client, method)(
+        "/files/docs/report.txt", headers={"If-Modified-Since": last_modified}
+    )
+    assert response.status_code == 304
+    assert response["ETag"] == etag
+    assert response["Last-Modified"] == last_modified
+
+
+async def test_if_modified_since_before_the_change_is_200(async_client, media):
+    response = await async_client.get(
+        "/files/docs/report.txt", headers={"If-Modified-Since": http_date(0)}
+    )
     assert response.status_code == 200
-    assert response["Content-Length"] == "18"
+    assert await body(response) == b"quarterly numbers\n"
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "status"),
+    [
+        ("If-Match", '"other"', 412),
+        ("If-Match", "{etag}", 200),
+        ("If-Match", "*", 200),
+        ("If-Unmodified-Since", http_date(86_400), 412),
+        ("If-Unmodified-Since", "{last_modified}", 200),
+    ],
+)
+async def test_if_match_and_if_unmodified_since(async_client, media, header, value, status):
+    etag, last_modified = await validators(async_client)
+    response = await async_client.get(
+        "/files/docs/report.txt",
+        headers={header: value.format(etag=etag, last_modified=last_modified)},
+    )
+    assert response.status_code == status
 
 
 async def test_writes_are_refused(async_client, media):
