@@ -7,7 +7,7 @@ anything after a client's last id was trimmed. Each process runs ONE reader
 task, only while it has subscribers, that blocks on XREAD and fans events out
 to its own streams: one Redis connection per process, never one per client.
 A stream (not pub/sub) keeps events while a client is away, so a reconnect
-with Last-Event-ID replays them.
+with Last-Event-ID replays them, one XRANGE ... COUNT page at a time.
 """
 
 import asyncio
@@ -20,9 +20,9 @@ import redis.asyncio.retry
 import redis.retry
 from django.conf import settings
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
-from events.broker import Broker, BrokerUnavailable, Event, Reset, position
+from events.broker import Broker, BrokerUnavailable, Event, Replay, Reset, format_id, position
 
 logger = logging.getLogger(__name__)
 
@@ -84,28 +84,56 @@ class RedisBroker(Broker):
         except RedisError as exc:
             raise BrokerUnavailable(str(exc)) from exc
 
-    async def replay(self, last_event_id: str | None) -> tuple[str, list[Event | Reset]]:
-        resume = position(last_event_id) if last_event_id else None
+    async def resume(self, last_event_id: str | None) -> tuple[str, Reset | Replay | None]:
         try:
-            # One transaction: the bounds and the entries describe the same moment.
+            # One transaction: both ends of the stream at the same moment.
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.xrange(self.key, count=1)
                 pipe.xrevrange(self.key, count=1)
-                if resume:
-                    pipe.xrange(self.key, min=f"({last_event_id}")
-                first, last, *missed = await pipe.execute()
+                first, last = await pipe.execute()
         except RedisError as exc:
             raise BrokerUnavailable(str(exc)) from exc
         head = last[0][0] if last else EMPTY_STREAM
         if last_event_id is None:
-            return head, []
+            return head, None
+        # Checked here, so that what a client sends never reaches Redis unless
+        # it is an id Redis accepts, and never turns into a broker error.
+        resume = position(last_event_id)
         if resume is None or resume > position(head):
-            return head, [Reset(head, "unknown")]
+            return head, Reset(head, "unknown")
         # Trimming removes the oldest entries: the client missed some if it is
         # behind the entry just before the oldest one kept.
         if first and resume < position(first[0][1]["prev"]):
-            return head, [Reset(head, "expired")]
-        return last_event_id, [Event(id, f["event"], f["data"]) for id, f in missed[0]]
+            return head, Reset(head, "expired")
+        if resume == position(head):
+            return format_id(resume), None
+        return format_id(resume), Replay(resume, position(head))
+
+    async def page(self, replay: Replay) -> list[Event] | Reset:
+        # Up to "+" rather than replay.until: if everything up to `until` was
+        # trimmed meanwhile, the first newer entry still shows the gap.
+        try:
+            entries = await self.redis.xrange(
+                self.key, min=f"({format_id(replay.after)}", count=self.page_size
+            )
+        except ResponseError as exc:
+            if not _refuses_the_id(exc):
+                raise BrokerUnavailable(str(exc)) from exc
+            # position() keeps ids within Redis's range, so only an id nothing
+            # can follow (2**64-1 - 2**64-1) gets here: the client starts over,
+            # and it is no outage.
+            logger.info("SSE replay: Redis refused a stream id (%s)", exc)
+            return Reset(replay.reset_id, "unknown")
+        except RedisError as exc:
+            raise BrokerUnavailable(str(exc)) from exc
+        # Each entry names the one before it: a `prev` past `after` was trimmed.
+        if entries and position(entries[0][1]["prev"]) > replay.after:
+            return Reset(replay.reset_id, "expired")
+        return [
+            Event(entry_id, fields["event"], fields["data"])
+            for entry_id, fields in entries
+            if position(entry_id) <= replay.until
+        ]
 
     async def prepare(self) -> None:
         if self._reader is None:
@@ -160,6 +188,16 @@ class RedisBroker(Broker):
         if reader is not None:
             await asyncio.gather(reader, return_exceptions=True)
         await self.redis.aclose()
+
+
+def _refuses_the_id(exc: ResponseError) -> bool:
+    """Whether this is Redis refusing a stream id rather than failing.
+
+    Redis says "Invalid stream ID specified as stream command argument" or
+    "invalid start ID for the interval".
+    """
+    message = str(exc).lower()
+    return "invalid" in message and " id " in message
 
 
 @functools.cache

@@ -44,6 +44,7 @@ class SSEClient:
         self.headers: dict[str, str] = {}
         self.chunks: list[bytes] = []
         self.ended = asyncio.Event()
+        self.blocked = asyncio.Event()  # set once a send waits on the closed gate
         self._buffer = ""
         self._messages: asyncio.Queue[Message] = asyncio.Queue()
         self._incoming: asyncio.Queue[dict] = asyncio.Queue()
@@ -65,7 +66,8 @@ class SSEClient:
         if not message.get("more_body", False):
             self.ended.set()
             return
-        if self.gate is not None and self.chunks:
+        if self.gate is not None and self.chunks and not self.gate.is_set():
+            self.blocked.set()
             await self.gate.wait()
         self.chunks.append(message["body"])
         self._buffer += message["body"].decode()

@@ -23,7 +23,7 @@ async def test_ids_from_a_previous_process_are_unknown(broker):
     await apublish("count", 1)
     restarted = MemoryBroker()
     restarted.epoch += 1
-    start, (reset,) = await restarted.replay(broker.head)
+    start, reset = await restarted.resume(broker.head)
     assert (reset.reason, start) == ("unknown", restarted.head)
 
 

@@ -3,12 +3,15 @@
 import asyncio
 import contextlib
 import json
+import logging
 import threading
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
+from core.testing import asgi_request
 from events.broker import InvalidEvent, apublish, position, publish
 from events.tests.sse_client import SSEClient
 
@@ -116,14 +119,151 @@ async def test_an_id_older_than_retention_gets_reset(app, broker, sse_settings):
     assert live.id == live_id
 
 
-@pytest.mark.parametrize("last_event_id", ["nonsense", "1-2-3", "99999999999999-0"])
-async def test_an_id_this_stream_never_had_gets_reset(app, broker, last_event_id):
-    await apublish("count", 1)
+@pytest.mark.parametrize(
+    "last_event_id",
+    [
+        "nonsense",
+        "1-2-3",
+        "99999999999999-0",
+        # Past the two unsigned 64-bit integers of a Redis Stream id: Redis refuses them.
+        "99999999999999999999-0",
+        "18446744073709551616-0",
+        "0-18446744073709551616",
+        # The largest id there is: after the newest event of any stream.
+        "18446744073709551615-18446744073709551615",
+        "-1-0",
+        "+",
+    ],
+)
+async def test_an_id_this_stream_never_had_gets_reset(app, broker, caplog, last_event_id):
+    """A client's bad id is never an outage: a reset, the stream goes on, nothing is logged."""
+    head = await apublish("count", 1)
     async with SSEClient(app, headers=[("Last-Event-ID", last_event_id)]) as client:
+        first = await client.message()
+        (reset,) = await client.events(1)
+        live_id = await apublish("count", 2)
+        (live,) = await client.events(1)
+    assert (first.id, reset.id, reset.event) == (head, head, "reset")
+    assert json.loads(reset.data) == {"reason": "unknown"}
+    assert live.id == live_id
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_an_id_in_other_digits_gets_reset(app, broker, caplog):
+    """`\\d` and int() accept Arabic-Indic digits; Redis does not: they are not an id."""
+    await apublish("count", 1)
+    async with SSEClient(app, path="/events/?last_event_id=%D9%A1-%D9%A1") as client:
         await client.message()
         (reset,) = await client.events(1)
-    assert reset.event == "reset"
     assert json.loads(reset.data) == {"reason": "unknown"}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_the_first_id_is_never_the_clients_text(app, broker):
+    """The stream's first id is the broker's own spelling of where it resumes."""
+    ids = [await apublish("count", n) for n in range(2)]
+    padded = "000" + ids[0]
+    async with SSEClient(app, headers=[("Last-Event-ID", padded)]) as client:
+        first = await client.message()
+        (replayed,) = await client.events(1)
+    assert (first.id, replayed.id) == (ids[0], ids[1])
+
+
+async def test_too_many_query_fields_is_a_400_not_an_error_log(app, broker, caplog):
+    query = "&".join(f"f{n}=1" for n in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = await asgi_request(app, path=f"/events/?{query}")
+    assert response.status == 400
+    assert json.loads(response.body) == {"detail": "The query string has too many fields."}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_head_answers_like_get_without_subscribing(app, broker, monkeypatch):
+    subscribed = []
+    monkeypatch.setattr(broker, "subscribe", lambda *args: subscribed.append(args))
+    response = await asgi_request(app, method="HEAD", path="/events/")
+    assert response.status == 200
+    assert response.body == b""
+    assert subscribed == []
+    monkeypatch.undo()
+    async with SSEClient(app) as client:
+        await client.message()
+    for header in ("content-type", "cache-control", "x-accel-buffering"):
+        assert response.headers[header] == client.headers[header]
+
+
+@pytest.fixture
+def long_retention(sse_settings):
+    """300 events kept, and room for as many in a stream's queue; before the broker is made."""
+    sse_settings.SSE_RETENTION = 300
+    sse_settings.SSE_CLIENT_QUEUE_SIZE = 300
+
+
+async def test_a_replay_is_held_one_page_at_a_time(app, long_retention, broker):
+    """A client resuming from the oldest id of a long retention holds one page, not all of it."""
+    ids = [await apublish("count", n) for n in range(300)]
+    gate = asyncio.Event()  # the client stops reading after the first message
+    async with SSEClient(app, headers=[("Last-Event-ID", ids[0])], gate=gate) as client:
+        async with asyncio.timeout(5):
+            await client.blocked.wait()  # the first batch is being sent
+        (subscription,) = broker.subscriptions
+        assert len(subscription.missed) <= broker.page_size < 299
+        gate.set()
+        received = await client.events(299)
+    assert [m.id for m in received] == ids[1:]
+
+
+async def test_pages_of_a_replay_and_live_events_arrive_once_each_in_order(
+    app, long_retention, broker, monkeypatch
+):
+    broker.page_size = 7
+    ids = [await apublish("count", n) for n in range(200)]
+    pages = []
+
+    async def page(replay):
+        pages.append(await read_page(replay))
+        return pages[-1]
+
+    read_page = broker.page
+    monkeypatch.setattr(broker, "page", page)
+
+    async def publish_more():
+        for n in range(200, 260):
+            ids.append(await apublish("count", n))
+            await asyncio.sleep(0)
+
+    publisher = asyncio.create_task(publish_more())
+    async with SSEClient(app, headers=[("Last-Event-ID", ids[10])]) as client:
+        received = await client.events(249)
+        await publisher
+        await asyncio.sleep(0.05)
+        assert client.pending() == []
+    assert [m.data for m in received] == [str(n) for n in range(11, 260)]
+    assert [m.id for m in received] == ids[11:]
+    assert len(pages) >= (200 - 11) // 7
+    assert max(len(page) for page in pages) <= 7
+
+
+async def test_events_trimmed_during_a_paged_replay_give_a_reset(app, broker, sse_settings):
+    """A client that reads its replay slower than events are trimmed gets a reset, not a gap."""
+    retention = sse_settings.SSE_RETENTION
+    broker.queue_size = 10 * retention  # so that the slow client is not dropped
+    broker.page_size = 5
+    ids = [await apublish("count", n) for n in range(retention)]
+    gate = asyncio.Event()
+    async with SSEClient(app, headers=[("Last-Event-ID", ids[0])], gate=gate) as client:
+        async with asyncio.timeout(5):
+            await client.blocked.wait()  # the first page is being sent
+        # Far more than the retention: the rest of the replay is trimmed (Redis
+        # trims whole nodes, so the margin is wide).
+        live = [await apublish("count", "live") for _ in range(6 * retention)]
+        gate.set()
+        replayed = await client.events(5)
+        (reset,) = await client.events(1)
+        after_reset = await client.events(len(live))
+    assert [m.id for m in replayed] == ids[1:6]
+    assert (reset.event, json.loads(reset.data)) == ("reset", {"reason": "expired"})
+    assert reset.id == ids[-1]  # the head when the stream opened: live events follow
+    assert [m.id for m in after_reset] == live
 
 
 async def test_a_slow_client_is_dropped_without_holding_back_the_others(app, broker, sse_settings):
@@ -186,6 +326,13 @@ async def test_publish_from_sync_code_reaches_open_streams(app, broker):
     assert (received.id, received.event, received.data) == (event_id, "from-sync", '{"ok":true}')
 
 
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
     ("name", "data", "problem"),
     [
@@ -195,6 +342,8 @@ async def test_publish_from_sync_code_reaches_open_streams(app, broker):
         ("ok", {1, 2}, "data is not JSON"),
         ("ok", float("nan"), "data is not JSON"),
         ("ok", "x" * 70_000, "the limit is 65536"),
+        ("ok", "\ud800", "lone surrogate"),
+        ("ok", nested(5000), "data is not JSON"),
     ],
 )
 async def test_apublish_refuses_bad_events(broker, name, data, problem):
