@@ -33,16 +33,19 @@ application = ASGIHandler()
 # Imported once the apps are loaded: these import models.
 from channels.auth import AuthMiddlewareStack
 
-from rooms.auth import BearerTokenAuthMiddleware
+from rooms.auth import BearerTokenAuthMiddleware, DatabaseUnavailableMiddleware
 from rooms.routing import websocket_urlpatterns
 
 application = ProtocolTypeRouter(
     {
         "http": http_application,
         # A foreign Origin is refused first; then the user (session cookie, or
-        # a bearer token for clients that are not browsers); then the route.
+        # a bearer token for clients that are not browsers), 503 if the
+        # database is down; then the route.
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(BearerTokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+            DatabaseUnavailableMiddleware(
+                AuthMiddlewareStack(BearerTokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+            )
         ),
     }
 )

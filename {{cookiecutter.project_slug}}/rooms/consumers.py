@@ -11,20 +11,47 @@ import time
 from collections import deque
 
 from channels.consumer import AsyncConsumer, get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
+from core import client_json
+
 logger = logging.getLogger(__name__)
 
 ROOM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# RFC 6455 close codes.
+# RFC 6455 close codes. The page (rooms.js) reconnects, with backoff, on every code.
 POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
+# Seconds a refused client should wait before it tries again.
+RETRY_AFTER_SECONDS = 5
+
+
+async def refuse(scope, send, status: int, detail: str) -> None:
+    """Refuse a websocket handshake with an HTTP response: JSON `{"detail": ...}`, Retry-After.
+
+    Needs the ASGI "websocket.http.response" extension (uvicorn has it); without
+    it, closing before accept (HTTP 403) is the only refusal there is. `send`
+    is the ASGI send callable.
+    """
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close"})
+        return
+    body = json.dumps({"detail": detail}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+    ]
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 class RoomConsumer(AsyncJsonWebsocketConsumer):
     accepted = False
+    # Set once this side sent its close: nothing more may be sent on the socket.
+    closed = False
+    group: str | None = None
 
     async def __call__(self, scope, receive, send):
         try:
@@ -40,7 +67,14 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             # this the server drops the connection with no close frame (1006);
             # 1011 tells the client to reconnect.
             logger.exception("Closed a room socket: the room stopped working")
-            await send({"type": "websocket.close", "code": INTERNAL_ERROR})
+            if not self.closed:
+                self.closed = True
+                await send({"type": "websocket.close", "code": INTERNAL_ERROR})
+        finally:
+            # Every way out (disconnect, the 1011 above, a send that failed,
+            # our own close, cancellation) leaves the room; otherwise the layer
+            # would queue the room's messages for this channel for a day.
+            await self.leave_room()
 
     async def dispatch(self, message):
         """Channels' dispatch, minus the thread hop before every message.
@@ -53,6 +87,8 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         belongs in database_sync_to_async, which closes stale connections
         around each call itself.
         """
+        if self.closed and message["type"] != "websocket.disconnect":
+            return  # a frame or room message that arrived after our close: nothing to do
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -66,36 +102,43 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         user = self.scope["user"]  # resolved by AuthMiddlewareStack before we run
         self.username = user.get_username() if user.is_authenticated else "anonymous"
         self.recent: deque[float] = deque()  # when the last frames arrived
-        group = f"room.{self.room}"
+        # Set before the layer is asked, so that a cancellation meanwhile still leaves.
+        self.group = f"room.{self.room}"
         try:
-            await self.channel_layer.group_add(group, self.channel_name)
+            await self.channel_layer.group_add(self.group, self.channel_name)
         except Exception as exc:
+            self.group = None  # nothing to leave: the layer refused, and would refuse that too
             logger.warning("Refused a room socket: the channel layer failed (%r)", exc)
             await self.refuse(503, "The room is unavailable; retry shortly.")
             return
-        self.group = group
         await self.accept()
         self.accepted = True
 
     async def refuse(self, status: int, detail: str) -> None:
-        """Refuse the handshake with an HTTP response rather than a bare 403.
-
-        Needs the ASGI "websocket.http.response" extension (uvicorn has it);
-        without it, closing before accept is the only refusal there is.
-        """
-        if "websocket.http.response" not in self.scope.get("extensions", {}):
-            await self.close()
-            return
-        body = json.dumps({"detail": detail}).encode()
-        headers = [(b"content-type", b"application/json"), (b"retry-after", b"5")]
+        """Refuse the handshake with an HTTP response rather than a bare 403 (see refuse())."""
         # AsyncConsumer.send sends an ASGI message; this class's send() sends text.
-        start = {"type": "websocket.http.response.start", "status": status, "headers": headers}
-        await AsyncConsumer.send(self, start)
-        await AsyncConsumer.send(self, {"type": "websocket.http.response.body", "body": body})
+        await refuse(self.scope, lambda message: AsyncConsumer.send(self, message), status, detail)
+
+    async def close(self, code=None, reason=None):
+        self.closed = True
+        await self.leave_room()
+        await super().close(code, reason)
 
     async def disconnect(self, code):
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self.leave_room()
+
+    async def leave_room(self) -> None:
+        """Take this socket out of its room's group, once; a failing layer is logged, not raised."""
+        group, self.group = self.group, None
+        if group is None:
+            return
+        try:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        except Exception as exc:
+            # Redis is down: its next start (without persistence) or group_expiry drops it.
+            logger.warning(
+                "Could not leave room group %s: the channel layer failed (%r)", group, exc
+            )
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         """Check each frame; a bad one is answered with an error, never closes the socket."""
@@ -107,16 +150,18 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
                 }
             )
             await self.close(code=POLICY_VIOLATION)
-            return
+            # Frames the client sent meanwhile are still queued: none is handled after close.
+            raise StopConsumer
         if text_data is None:
             await self.send_json(
                 {"error": 'binary frames are not accepted: send JSON text {"message": "..."}'}
             )
             return
         try:
-            content = json.loads(text_data)
-        except ValueError:
-            await self.send_json({"error": 'not JSON: send {"message": "..."}'})
+            # Lone surrogates, NaN, huge integers, deep nesting: all a ClientJSONError.
+            content = client_json.loads(text_data)
+        except client_json.ClientJSONError as exc:
+            await self.send_json({"error": f"{exc}: send " + '{"message": "..."}'})
             return
         problem = message_problem(content)
         if problem:

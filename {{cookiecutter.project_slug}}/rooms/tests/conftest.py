@@ -34,3 +34,13 @@ async def channel_layer(settings{% if cookiecutter.broker == "redis" %}, redis_s
 def room(name: str = "lobby", headers=()) -> WebsocketCommunicator:
     """A websocket to a room through the project's whole ASGI application."""
     return WebsocketCommunicator(application, f"/ws/rooms/{name}/", headers=[SAME_ORIGIN, *headers])
+
+
+async def members(layer, group: str = "room.lobby") -> set[str]:
+    """The channels in `group`, read from the layer's own storage."""
+{%- if cookiecutter.broker == "redis" %}
+    connection = layer.connection(layer.consistent_hash(group))
+    return {name.decode() for name in await connection.zrange(layer._group_key(group), 0, -1)}
+{%- else %}
+    return set(layer.groups.get(group, {}))
+{%- endif %}

@@ -3,17 +3,21 @@
 import asyncio
 import datetime
 import json
+import logging
 
 import pytest
+from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from django.db import InterfaceError, OperationalError
 from django.test import AsyncClient
 
 from config.asgi import application
 from core.models import ApiToken
 from core.testing import count_thread_hops
+from rooms import auth
 from rooms.consumers import INTERNAL_ERROR, POLICY_VIOLATION, RoomConsumer
-from rooms.tests.conftest import room
+from rooms.tests.conftest import members, room
 
 # Channels' auth middleware closes stale database connections around its session lookup.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,17 +51,29 @@ BAD_FRAMES = [
     ({"text_data": '{"message": "' + "x" * 2001 + '"}'}, "longer than 2000 characters"),
     ({"text_data": '{"message": "hi", "to": "bob"}'}, "unexpected fields: to"),
     ({"bytes_data": b"\x00\x01"}, "binary frames are not accepted"),
+    # JSON that json.loads accepts but nothing downstream can use (core.client_json).
+    ({"text_data": '{"message": "\\ud800"}'}, "lone surrogate"),
+    ({"text_data": '{"message": "a\\u0000b"}'}, "NUL character"),
+    ({"text_data": '{"message": NaN}'}, "NaN is not JSON"),
+    ({"text_data": '{"message": "hi", "n": 1e999}'}, "out of range"),
+    ({"text_data": '{"message": "hi", "n": ' + "9" * 30 + "}"}, "out of range"),
+    ({"text_data": "[" * 5000 + "]" * 5000}, "nested deeper than"),
 ]
 
 
 @pytest.mark.parametrize(("frame", "error"), BAD_FRAMES)
-async def test_a_bad_frame_gets_an_error_and_the_socket_stays_open(frame, error):
+async def test_a_bad_frame_gets_an_error_and_the_socket_stays_open(
+    frame, error, channel_layer, caplog
+):
+    """A client's mistake: an {"error"} frame, never a 1011, never an ERROR log line."""
     client = room()
     assert (await client.connect())[0]
     await client.send_to(**frame)
     assert error in (await client.receive_json_from())["error"]
     await client.send_json_to({"message": "still here"})
     assert (await client.receive_json_from())["message"] == "still here"
+    assert len(await members(channel_layer)) == 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     await client.disconnect()
 
 
@@ -94,19 +110,28 @@ async def test_a_message_costs_no_thread_hop():
     await client.disconnect()
 
 
-async def test_a_flood_is_told_then_closed_with_policy_violation(settings):
+async def test_a_flood_is_told_then_closed_with_policy_violation(settings, channel_layer, caplog):
+    """Frames and room messages still queued at the close are dropped, not sent after it."""
     settings.ROOMS_RATE_LIMIT = 3
     settings.ROOMS_RATE_WINDOW_SECONDS = 60
     client = room()
     assert (await client.connect())[0]
-    for n in range(3):
+    # Sent at once, as a flooding client does: the consumer is still busy when
+    # the fourth closes the socket, with frames and room messages queued.
+    for n in range(6):
         await client.send_json_to({"message": f"spam {n}"})
-        assert (await client.receive_json_from())["message"] == f"spam {n}"
-    await client.send_json_to({"message": "one too many"})
-    assert await client.receive_json_from() == {
+    outputs = []
+    while not outputs or outputs[-1]["type"] != "websocket.close":
+        outputs.append(await client.receive_output())
+    assert outputs[-1] == {"type": "websocket.close", "code": POLICY_VIOLATION}
+    assert json.loads(outputs[-2]["text"]) == {
         "error": "rate limit exceeded: at most 3 frames per 60 seconds"
     }
-    assert await client.receive_output() == {"type": "websocket.close", "code": POLICY_VIOLATION}
+    # Nothing after the close (a server refuses it: "send after close"), no longer in the room.
+    assert await client.receive_nothing()
+    assert await members(channel_layer) == set()
+    await client.wait()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_a_session_user_is_named():
@@ -181,9 +206,13 @@ async def test_a_channel_layer_that_fails_under_an_open_socket_closes_it_with_10
     failing.set()
     assert await client.receive_output() == {"type": "websocket.close", "code": INTERNAL_ERROR}
     await client.wait()
+    # Left the room too: the layer would otherwise queue the room's messages for it.
+    assert await members(channel_layer) == set()
 
 
-async def test_a_client_gone_mid_broadcast_is_left_to_the_server(monkeypatch, caplog):
+async def test_a_client_gone_mid_broadcast_is_left_to_the_server(
+    monkeypatch, caplog, channel_layer
+):
     async def client_gone(self, content, close=False):
         raise ConnectionResetError("the client left")  # as uvicorn's ClientDisconnected, an OSError
 
@@ -194,3 +223,74 @@ async def test_a_client_gone_mid_broadcast_is_left_to_the_server(monkeypatch, ca
     with pytest.raises(ConnectionResetError):
         await client.wait()
     assert "stopped working" not in caplog.text
+    assert await members(channel_layer) == set()
+
+
+async def test_a_client_that_leaves_leaves_the_room(channel_layer):
+    client = room()
+    assert (await client.connect())[0]
+    assert len(await members(channel_layer)) == 1
+    await client.disconnect()
+    assert await members(channel_layer) == set()
+
+
+async def test_a_send_that_fails_while_closing_still_leaves_the_room(
+    settings, monkeypatch, channel_layer
+):
+    """The rate-limit close reaches a client already gone: the send raises, the room is left."""
+    settings.ROOMS_RATE_LIMIT = 0
+
+    async def client_gone(self, code=None, reason=None):
+        raise ConnectionResetError("the client left")  # as uvicorn's ClientDisconnected
+
+    monkeypatch.setattr(AsyncWebsocketConsumer, "close", client_gone)
+    client = room()
+    assert (await client.connect())[0]
+    await client.send_json_to({"message": "hello"})
+    with pytest.raises(ConnectionResetError):
+        await client.wait()
+    assert await members(channel_layer) == set()
+
+
+async def test_a_cancelled_consumer_leaves_the_room(channel_layer):
+    """A server that stops cancels its applications; the room is left on the way out."""
+    client = room()
+    assert (await client.connect())[0]
+    client.future.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await client.future
+    assert await members(channel_layer) == set()
+
+
+@pytest.mark.parametrize("error", [OperationalError, InterfaceError])
+async def test_a_bearer_token_with_the_database_down_is_refused_with_503(
+    monkeypatch, caplog, error
+):
+    async def database_down(token):
+        raise error("connection refused")
+
+    monkeypatch.setattr(auth, "user_for_token", database_down)
+    client = room(headers=[(b"authorization", b"Bearer " + b"t" * 43)])
+    # uvicorn offers the extension that lets a refusal carry an HTTP status.
+    client.scope["extensions"] = {"websocket.http.response": {}}
+    await client.send_input({"type": "websocket.connect"})
+    start = await client.receive_output()
+    body = await client.receive_output()
+    assert (start["type"], start["status"]) == ("websocket.http.response.start", 503)
+    assert (b"retry-after", b"5") in start["headers"]
+    assert json.loads(body["body"]) == {"detail": "The database is unavailable; retry shortly."}
+    await client.wait()
+    assert [r.levelname for r in caplog.records if "database is unavailable" in r.getMessage()] == [
+        "WARNING"
+    ]
+
+
+async def test_a_session_cookie_with_the_database_down_is_refused(monkeypatch):
+    """The session lookup (Channels' AuthMiddleware) meets the same refusal."""
+
+    def database_down(self, *args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("django.contrib.sessions.backends.db.SessionStore.load", database_down)
+    connected, _ = await room(headers=[(b"cookie", b"sessionid=" + b"s" * 32)]).connect()
+    assert not connected  # without the extension: closed before accept (HTTP 403), not a crash

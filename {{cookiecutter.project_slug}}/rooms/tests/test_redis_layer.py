@@ -4,12 +4,15 @@ import asyncio
 import json
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.asgi import ASGIHandler
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from core.testing import asgi_request
 from rooms.layers import RedisChannelLayer
 from rooms.readiness import channel_layer as check_channel_layer
-from rooms.tests.conftest import room
+from rooms.tests.conftest import members, room
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,3 +53,91 @@ async def test_more_sockets_leave_at_once_than_the_pool_has_connections(channel_
     channels = [f"burst.{n}" for n in range(300)]
     await asyncio.gather(*(channel_layer.group_add("room.burst", c) for c in channels))
     await asyncio.gather(*(channel_layer.group_discard("room.burst", c) for c in channels))
+
+
+async def test_an_idle_receive_outlasts_the_blocking_pop(settings):
+    """channels_redis waits in BZPOPMIN for brpop_timeout (5 s) on the server.
+
+    redis-py 8's read timeout was 5 s too, so the client gave up first ("Timeout
+    reading from Redis") on nearly every idle round; the project's retries hid
+    most of them, and a socket was closed with 1011 when they ran out. Without
+    retries here, a single read timeout fails the receive.
+    """
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    host = {**config["hosts"][0], "retry": Retry(NoBackoff(), 0)}
+    layer = RedisChannelLayer(**{**config, "hosts": [host]})
+    channel = await layer.new_channel()
+    waiting = asyncio.ensure_future(layer.receive(channel))
+    try:
+        # One whole idle round of BZPOPMIN, and a bit.
+        done, _ = await asyncio.wait({waiting}, timeout=layer.brpop_timeout + 1)
+        assert not done, waiting.exception()
+        await layer.send(channel, {"type": "room.message"})
+        assert await asyncio.wait_for(waiting, 5) == {"type": "room.message"}
+    finally:
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        await layer.close_pools()
+
+
+def test_a_read_timeout_shorter_than_the_blocking_pop_is_refused(settings):
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    host = {**config["hosts"][0], "socket_timeout": 5}
+    with pytest.raises(ImproperlyConfigured, match="socket_timeout"):
+        RedisChannelLayer(**{**config, "hosts": [host]})
+
+
+async def lose_memberships(layer) -> None:
+    """What a Redis restart without persistence does: every key (of this test's prefix) is gone."""
+    connection = layer.connection(0)
+    if keys := await connection.keys(f"{layer.prefix}*"):
+        await connection.delete(*keys)
+
+
+async def wait_for_members(layer, count: int, group: str = "room.lobby") -> set[str]:
+    """Poll until `group` has `count` members (at most 5 s); Redis has no event to wait on."""
+    for _ in range(250):
+        if len(found := await members(layer, group)) == count:
+            return found
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{group} has {found}, not {count} members")
+
+
+async def test_memberships_lost_by_redis_are_put_back(channel_layer):
+    channel_layer.watch_interval = 0.05
+    channels = {await channel_layer.new_channel() for _ in range(3)}
+    for channel in channels:
+        await channel_layer.group_add("room.lobby", channel)
+    gone = channels.pop()
+    await channel_layer.group_discard("room.lobby", gone)
+    await lose_memberships(channel_layer)
+    # Only the channels still in the group come back; the one that left stays out.
+    assert await wait_for_members(channel_layer, 2) == channels
+
+
+async def test_an_open_socket_hears_its_room_again_after_redis_lost_it(channel_layer):
+    channel_layer.watch_interval = 0.05
+    listener, speaker = room(), room()
+    for client in (listener, speaker):
+        assert (await client.connect())[0]
+    await lose_memberships(channel_layer)
+    await wait_for_members(channel_layer, 2)
+    await speaker.send_json_to({"message": "still there?"})
+    assert (await listener.receive_json_from())["message"] == "still there?"
+    for client in (listener, speaker):
+        await client.disconnect()
+
+
+async def test_memberships_are_renewed_before_group_expiry(settings):
+    """channels_redis drops a member group_expiry seconds after its group_add."""
+    config = {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "group_expiry": 2}
+    layer = RedisChannelLayer(**config)
+    layer.watch_interval = 0.05
+    try:
+        channel = await layer.new_channel()
+        await layer.group_add("room.lobby", channel)
+        await asyncio.sleep(3)  # past group_expiry: a member never renewed is dropped by now
+        await layer.group_send("room.lobby", {"type": "room.message"})
+        assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "room.message"}
+    finally:
+        await layer.flush()

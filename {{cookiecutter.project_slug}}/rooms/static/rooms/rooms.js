@@ -1,5 +1,7 @@
 // The chat panel of the home page: one websocket to /ws/rooms/<room>/,
-// reconnected with backoff when it closes (a server restart sends 1012).
+// reconnected with backoff whatever the close code: 1012 (a server restart),
+// 1011 (the room failed, Redis say), 1008 (the rate limit), 1006 (a refused
+// handshake: 503 while Redis or the database is down, or a dropped connection).
 "use strict";
 (() => {
   const panel = document.getElementById("rooms-panel");
