@@ -1,8 +1,9 @@
 """One pooled httpx.AsyncClient per worker process.
 
 Made on first use and reused by every request, so connections to an upstream
-are kept alive and shared. Timeouts and pool limits come from settings:
-nothing waits forever, and a slow upstream cannot open unbounded connections.
+are kept alive and shared. Timeouts, pool limits and the response size cap
+come from settings: nothing waits forever, a slow upstream cannot open
+unbounded connections, and a large one cannot fill the process's memory.
 `config/asgi.py` closes it when the server shuts down (upstreams/lifespan.py).
 """
 
@@ -11,13 +12,37 @@ import asyncio
 import httpx
 from django.conf import settings
 
+from upstreams.bodies import ACCEPT_ENCODING, read_capped
+
 _client: httpx.AsyncClient | None = None
 _client_loop: asyncio.AbstractEventLoop | None = None
 
 
+class CappedAsyncClient(httpx.AsyncClient):
+    """An AsyncClient whose every read body is capped (upstreams/bodies.py).
+
+    `get()`, `post()`, `request()` and `send()` read the body with
+    `read_capped()` and raise ResponseTooLarge past HTTPX_MAX_RESPONSE_BYTES;
+    `stream()` hands the unread body over, for the caller to bound.
+    """
+
+    async def send(
+        self, request: httpx.Request, *, stream: bool = False, **kwargs
+    ) -> httpx.Response:
+        response = await super().send(request, stream=True, **kwargs)
+        if stream:
+            return response
+        try:
+            return await read_capped(response)
+        finally:
+            await response.aclose()
+
+
 def make_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """A client configured from settings; tests pass an httpx.MockTransport."""
-    return httpx.AsyncClient(
+    return CappedAsyncClient(
+        # Only the codings read_capped() can decompress in bounded steps.
+        headers={"Accept-Encoding": ACCEPT_ENCODING},
         timeout=httpx.Timeout(
             connect=settings.HTTPX_CONNECT_TIMEOUT,
             read=settings.HTTPX_READ_TIMEOUT,

@@ -7,6 +7,7 @@ instead of an error or a wait for the whole response.
 """
 
 import asyncio
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 from django.conf import settings
 
+from upstreams.bodies import ResponseTooLarge
 from upstreams.retries import request
 
 SOURCE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -47,10 +49,30 @@ def parse_sources(value: str) -> list[Source]:
     return sources
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999: JsonResponse would write Infinity, which is not JSON
+        raise ValueError(f"{text} is out of range")
+    return number
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 def _body(response: httpx.Response):
-    if response.headers.get("content-type", "").split(";")[0].strip().endswith("json"):
-        return response.json()  # ValueError when it is not JSON after all
-    return response.text
+    """The parsed JSON when the Content-Type says JSON, else the text.
+
+    Raises ValueError for a body that is not JSON after all, holds NaN or
+    Infinity (which the dashboard's own answer could not carry), or is nested
+    too deep to parse (RecursionError).
+    """
+    if not response.headers.get("content-type", "").split(";")[0].strip().endswith("json"):
+        return response.text
+    try:
+        return response.json(parse_constant=_refuse_constant, parse_float=_finite)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
 
 
 async def fetch(client, source: Source, deadline: float, slots: asyncio.Semaphore) -> dict:
@@ -69,6 +91,8 @@ async def fetch(client, source: Source, deadline: float, slots: asyncio.Semaphor
         error = "timeout"
     except httpx.ConnectError:
         error = "connect error"
+    except ResponseTooLarge:
+        error = "response too large"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}"
     except ValueError:
@@ -84,3 +108,53 @@ async def collect(client, sources: list[Source]) -> dict[str, dict]:
     slots = asyncio.Semaphore(settings.DASHBOARD_CONCURRENCY)
     results = await asyncio.gather(*(fetch(client, s, deadline, slots) for s in sources))
     return {source.name: result for source, result in zip(sources, results, strict=True)}
+
+
+class SharedRound:
+    """The last round of upstream calls, shared by the requests that want the same one.
+
+    A request that comes while a round runs waits for that round (single
+    flight), and one that comes within DASHBOARD_CACHE_SECONDS after it ended
+    gets its result: however many requests come, each process makes at most
+    one round at a time, and at most one per round time plus
+    DASHBOARD_CACHE_SECONDS. A round is a task of its own: a waiting request
+    that is cancelled (its client went away) stops waiting, and the round goes
+    on for the others. A round that raised is not reused.
+    """
+
+    def __init__(self):
+        self._key = None
+        # Its result is (what make_round() returned, loop.time() when it ended).
+        self._task: asyncio.Task | None = None
+
+    def _reusable(self, key, loop: asyncio.AbstractEventLoop) -> bool:
+        task = self._task
+        # A task belongs to its event loop (each test has its own).
+        if task is None or self._key != key or task.get_loop() is not loop:
+            return False
+        if not task.done():
+            return True
+        if task.cancelled() or task.exception() is not None:
+            return False
+        _, ended_at = task.result()
+        return loop.time() - ended_at < settings.DASHBOARD_CACHE_SECONDS
+
+    @staticmethod
+    async def _timed(make_round):
+        result = await make_round()
+        return result, asyncio.get_running_loop().time()
+
+    async def result(self, key, make_round) -> dict:
+        """`make_round()`'s result for `key`, from a running or recent round when there is one."""
+        loop = asyncio.get_running_loop()
+        if not self._reusable(key, loop):
+            self._key, self._task = key, loop.create_task(self._timed(make_round))
+        result, _ = await asyncio.shield(self._task)
+        return result
+
+    def forget(self) -> None:
+        """Drop the last round, so the next request makes a new one (tests call it)."""
+        self._key, self._task = None, None
+
+
+dashboard_round = SharedRound()

@@ -12,6 +12,8 @@ import httpx
 import stamina
 from django.conf import settings
 
+from upstreams.bodies import ACCEPT_ENCODING, read_capped
+
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 
@@ -28,14 +30,26 @@ def _worth_retrying(exc: Exception) -> bool:
 
 
 async def request(
-    client: httpx.AsyncClient, method: str, url: str, *, deadline: float, **kwargs
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    deadline: float,
+    max_bytes: int | None = None,
+    **kwargs,
 ) -> httpx.Response:
     """Send a request, retrying when that is safe, for at most `deadline` seconds.
 
-    Returns the last response (a 503 that stayed a 503 included); raises
-    TimeoutError past the deadline and httpx's errors when every attempt failed.
+    The body is streamed and read with a cap, whatever the client
+    (upstreams/bodies.py): at most `max_bytes` decompressed bytes,
+    HTTPX_MAX_RESPONSE_BYTES unless given. Returns the last response, fully
+    read (a 503 that stayed a 503 included); raises TimeoutError past the
+    deadline, ResponseTooLarge (an httpx.RequestError, not retried) for a body
+    over the cap, and httpx's errors when every attempt failed.
     """
     attempts = settings.HTTPX_RETRY_ATTEMPTS if method.upper() in IDEMPOTENT_METHODS else 1
+    headers = httpx.Headers(kwargs.pop("headers", None))
+    headers.setdefault("Accept-Encoding", ACCEPT_ENCODING)
     async with asyncio.timeout(deadline):
         try:
             async for attempt in stamina.retry_context(
@@ -48,7 +62,8 @@ async def request(
                 wait_max=1.0,
             ):
                 with attempt:
-                    response = await client.request(method, url, **kwargs)
+                    async with client.stream(method, url, headers=headers, **kwargs) as streamed:
+                        response = await read_capped(streamed, max_bytes)
                     if response.status_code in RETRY_STATUSES and attempts > 1:
                         raise RetryableStatus(response)
                     return response

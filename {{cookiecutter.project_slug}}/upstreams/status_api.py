@@ -46,6 +46,14 @@ class StatusApi:
         self.client = client
 
     async def service(self, name: str, deadline: float = 2.0) -> ServiceStatus:
+        """The named service's status. `name` may come from a user: it is one path segment.
+
+        Raises ServiceNotFound (for "", "." and "..", which would name another
+        path, without asking), StatusApiUnavailable, or StatusApiError (a body
+        over HTTPX_MAX_RESPONSE_BYTES included).
+        """
+        if name in {"", ".", ".."}:
+            raise ServiceNotFound(name)
         url = f"{self.base_url}/services/{quote(name, safe='')}"
         try:
             response = await request(
@@ -53,7 +61,7 @@ class StatusApi:
             )
         except (TimeoutError, httpx.TransportError) as exc:
             raise StatusApiUnavailable(f"status API unreachable: {exc!r}") from exc
-        except httpx.HTTPError as exc:  # undecodable body, redirect loop
+        except httpx.HTTPError as exc:  # undecodable or too large a body, redirect loop
             raise StatusApiError(f"bad answer from the status API: {exc!r}") from exc
         if response.status_code == 404:
             raise ServiceNotFound(name)
@@ -63,10 +71,12 @@ class StatusApi:
             raise StatusApiError(f"status API refused the request: {response.status_code}")
         try:
             body = response.json()
-            return ServiceStatus(
-                name=body["name"],
-                healthy=bool(body["healthy"]),
-                checked_at=datetime.datetime.fromisoformat(body["checked_at"]),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
+            checked_at = datetime.datetime.fromisoformat(body["checked_at"])
+            # bool("false") is True: the fields must have their JSON types, not just be truthy.
+            if not isinstance(body["name"], str) or not isinstance(body["healthy"], bool):
+                raise TypeError("name must be a string and healthy a boolean")
+            if checked_at.tzinfo is None:
+                raise ValueError("checked_at has no time zone")
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise StatusApiError(f"unexpected answer from the status API: {exc!r}") from exc
+        return ServiceStatus(name=body["name"], healthy=body["healthy"], checked_at=checked_at)

@@ -4,12 +4,18 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from upstreams.client import get_client
-from upstreams.dashboard import collect, parse_sources
+from upstreams.dashboard import collect, dashboard_round, parse_sources
 
 
 @never_cache
 @require_safe
 async def dashboard(request: HttpRequest) -> JsonResponse:
-    """Always 200: each source says whether it answered in time."""
+    """Always 200: each source says whether it answered in time.
+
+    The view is public and takes no input, so every request wants the same
+    round of upstream calls: concurrent requests share one, and its result
+    serves DASHBOARD_CACHE_SECONDS more (upstreams.dashboard.SharedRound).
+    """
     sources = parse_sources(settings.DASHBOARD_SOURCES)  # validated at start-up (checks.py)
-    return JsonResponse({"sources": await collect(get_client(), sources)})
+    results = await dashboard_round.result(tuple(sources), lambda: collect(get_client(), sources))
+    return JsonResponse({"sources": results})

@@ -2,6 +2,7 @@ import httpx
 import pytest
 
 from upstreams.client import aclose_client, make_client, use_client
+from upstreams.dashboard import dashboard_round
 
 
 @pytest.fixture
@@ -38,3 +39,4 @@ def upstream(settings):
 async def close_shared_client():
     yield
     await aclose_client()
+    dashboard_round.forget()  # its result was made with this test's client and settings

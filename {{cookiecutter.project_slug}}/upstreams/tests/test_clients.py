@@ -113,3 +113,36 @@ async def test_the_typed_client_maps_an_unreachable_upstream(settings):
     with pytest.raises(StatusApiUnavailable):
         await status_api(handler).service("billing")
     await aclose_client()
+
+
+@pytest.mark.parametrize("name", ["", ".", ".."])
+async def test_a_name_that_is_not_one_path_segment_is_not_asked_for(name):
+    calls = []
+
+    def handler(request):
+        calls.append(str(request.url))  # "..": https://status.test/api/, another endpoint
+        return httpx.Response(200, json={})
+
+    with pytest.raises(ServiceNotFound):
+        await status_api(handler).service(name)
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "billing", "healthy": "false", "checked_at": "2026-01-02T03:04:05+00:00"},
+        {"name": "billing", "healthy": True, "checked_at": "2026-01-02T03:04:05"},
+        {"name": 7, "healthy": True, "checked_at": "2026-01-02T03:04:05+00:00"},
+    ],
+)
+async def test_fields_of_the_wrong_type_are_a_status_api_error(body):
+    with pytest.raises(StatusApiError):
+        await status_api(lambda request: httpx.Response(200, json=body)).service("billing")
+
+
+async def test_json_nested_too_deep_is_a_status_api_error():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    answer = httpx.Response(200, content=deep, headers={"content-type": "application/json"})
+    with pytest.raises(StatusApiError):
+        await status_api(lambda request: answer).service("billing")

@@ -167,3 +167,89 @@ def test_a_bad_sources_setting_fails_the_system_check(settings, value, problem):
 
 def test_the_default_settings_pass_the_check():
     call_command("check")
+
+
+def five_unavailable_sources(upstream, sources) -> list[str]:
+    urls = [f"http://s{n}.test/" for n in range(5)]
+    upstream.routes = {url: lambda request: httpx.Response(503) for url in urls}
+    sources(**{f"s{n}": url for n, url in enumerate(urls)})
+    return urls
+
+
+async def test_concurrent_requests_share_one_round_of_upstream_calls(
+    async_client, settings, upstream, sources
+):
+    settings.HTTPX_RETRY_ATTEMPTS = 3
+    five_unavailable_sources(upstream, sources)
+    responses = await asyncio.gather(*(async_client.get("/api/dashboard/") for _ in range(20)))
+    assert {r.json()["sources"]["s0"]["error"] for r in responses} == {"http 503"}
+    assert len(upstream.calls) == 5 * 3  # sources x attempts, not 20 times that
+
+
+async def test_a_round_answers_until_the_cache_expires(async_client, settings, upstream, sources):
+    settings.HTTPX_RETRY_ATTEMPTS = 3
+    settings.DASHBOARD_CACHE_SECONDS = 60
+    five_unavailable_sources(upstream, sources)
+    await async_client.get("/api/dashboard/")
+    await async_client.get("/api/dashboard/")
+    assert len(upstream.calls) == 15  # the second request was answered from the first round
+    settings.DASHBOARD_CACHE_SECONDS = 0  # the round is now older than the cache keeps one
+    await async_client.get("/api/dashboard/")
+    assert len(upstream.calls) == 30
+
+
+async def test_a_cancelled_request_does_not_cancel_the_round_for_others(
+    async_client, upstream, sources
+):
+    called, release = asyncio.Event(), asyncio.Event()
+
+    async def answer_when_released(request):
+        called.set()
+        await release.wait()
+        return httpx.Response(200, json="ok")
+
+    upstream.routes = {FAST: answer_when_released}
+    sources(fast=FAST)
+    first = asyncio.create_task(async_client.get("/api/dashboard/"))
+    async with asyncio.timeout(5):
+        await called.wait()
+    first.cancel()  # its client went away while the round was running
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    second = asyncio.create_task(async_client.get("/api/dashboard/"))
+    release.set()
+    result = (await second).json()["sources"]["fast"]
+    assert (result["ok"], result["data"]) == (True, "ok")
+    assert upstream.calls == [FAST]  # the first round went on, and served the second request
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # RecursionError, not a ValueError
+        b'{"load": NaN}',  # the dashboard's answer would carry NaN, which is not JSON
+        b'{"load": 1e999}',  # Infinity
+    ],
+)
+async def test_json_the_dashboard_cannot_carry_is_invalid_json(
+    async_client, upstream, sources, body
+):
+    json_type = {"content-type": "application/json"}
+    upstream.routes = {FAST: lambda request: httpx.Response(200, headers=json_type, content=body)}
+    sources(fast=FAST)
+    response = await async_client.get("/api/dashboard/")
+    assert response.status_code == 200
+    assert response.json()["sources"]["fast"]["error"] == "invalid json"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "problem"),
+    [
+        ("DASHBOARD_CACHE_SECONDS", -1, "upstreams.E004"),
+        ("HTTPX_MAX_RESPONSE_BYTES", 0, "upstreams.E005"),
+    ],
+)
+def test_a_bad_limit_fails_the_system_check(settings, setting, value, problem):
+    setattr(settings, setting, value)
+    with pytest.raises(SystemCheckError, match=problem):
+        call_command("check")
