@@ -1,0 +1,138 @@
+"""rooms.protocol against uvicorn's own websocket protocol, over a fake transport.
+
+These fail if uvicorn changes what rooms/protocol.py relies on (the
+websockets-sansio implementation's `conn`, `handshake_initiated`, `frames`,
+`curr_msg_data_type`, `handle_parser_exception`): re-read
+uvicorn/protocols/websockets/websockets_sansio_impl.py then.
+"""
+
+import asyncio
+import logging
+import os
+import struct
+
+import pytest
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from rooms.protocol import WebSocketProtocol
+
+HANDSHAKE = (
+    b"GET /ws/rooms/lobby/ HTTP/1.1\r\n"
+    b"Host: localhost\r\n"
+    b"Upgrade: websocket\r\n"
+    b"Connection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n"
+)
+
+
+class Transport(asyncio.Transport):
+    def __init__(self):
+        super().__init__()
+        self.written = b""
+        self.closed = False
+
+    def get_extra_info(self, name, default=None):
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
+            name, default
+        )
+
+    def write(self, data):
+        self.written += data
+
+    def close(self):
+        self.closed = True
+
+    def is_closing(self):
+        return self.closed
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
+
+
+async def echo(scope, receive, send):
+    """Accepts, then answers each text message with itself."""
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    while (message := await receive())["type"] == "websocket.receive":
+        await send({"type": "websocket.send", "text": message["text"]})
+
+
+def connect(app=echo) -> tuple[WebSocketProtocol, Transport]:
+    config = Config(app=app, ws="rooms.protocol:WebSocketProtocol", log_config=None)
+    config.load()
+    assert config.ws_protocol_class is WebSocketProtocol
+    protocol = WebSocketProtocol(config, ServerState(), app_state={})
+    transport = Transport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A masked, final text frame from a client (RFC 6455 section 5.2)."""
+    mask = os.urandom(4)
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return struct.pack("!BB", 0x81, 0x80 | len(payload)) + mask + masked
+
+
+@pytest.mark.parametrize(
+    ("extra", "status"),
+    [
+        (b"X-Long: " + b"a" * 9000 + b"\r\n", b"431"),
+        (b"".join(b"X-%d: 1\r\n" % n for n in range(200)), b"431"),
+    ],
+)
+async def test_a_refused_handshake_is_answered_and_closed(extra, status):
+    protocol, transport = connect()
+    protocol.data_received(HANDSHAKE + extra + b"\r\n")
+    assert transport.written.startswith(b"HTTP/1.1 " + status), transport.written[:80]
+    assert transport.closed
+
+
+async def test_bytes_that_are_not_http_close_the_connection():
+    protocol, transport = connect()
+    protocol.data_received(b"\x16\x03\x01 not an HTTP request\r\n\r\n")
+    assert transport.closed
+
+
+async def test_text_that_is_not_utf8_closes_1007_with_no_error_logged(caplog):
+    protocol, transport = connect()
+    protocol.data_received(HANDSHAKE + b"\r\n")
+    for _ in range(50):  # the application accepts in a task of its own
+        if b"101 Switching Protocols" in transport.written:
+            break
+        await asyncio.sleep(0.01)
+    assert b"101 Switching Protocols" in transport.written
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        protocol.data_received(text_frame(b"\xff\xfe"))
+    close = transport.written.rsplit(b"\r\n\r\n", 1)[1]
+    assert close[:1] == b"\x88", close  # a close frame
+    assert struct.unpack("!H", close[2:4])[0] == 1007
+    assert transport.closed
+    assert max(r.levelno for r in caplog.records) == logging.INFO
+    assert "not UTF-8" in caplog.records[-1].getMessage()
+    protocol.connection_lost(None)
+    await asyncio.sleep(0)
+
+
+async def test_good_text_still_reaches_the_application():
+    protocol, transport = connect()
+    protocol.data_received(HANDSHAKE + b"\r\n")
+    for _ in range(50):
+        if b"101 Switching Protocols" in transport.written:
+            break
+        await asyncio.sleep(0.01)
+    sent = len(transport.written)
+    protocol.data_received(text_frame("Zoë ☕".encode()))
+    for _ in range(50):
+        if len(transport.written) > sent:
+            break
+        await asyncio.sleep(0.01)
+    assert "Zoë ☕".encode() in transport.written[sent:]
+    assert not transport.closed
+    protocol.connection_lost(None)
+    await asyncio.sleep(0)
