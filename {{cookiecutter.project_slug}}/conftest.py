@@ -7,11 +7,11 @@ import pytest
 import redis
 {%- endif %}
 from asgiref.sync import sync_to_async
-{%- if cookiecutter | uses_redis %}
 from django.conf import settings
-{%- endif %}
 from django.db import connections
 from pytest_asyncio import is_async_test
+
+from core.static import ServeStaticMiddleware
 
 
 @pytest.fixture(autouse=True)
@@ -21,13 +21,62 @@ def plain_http(settings):
 
 
 @pytest.fixture(autouse=True)
-def static_files_from_apps(settings):
-    """Tests run without `collectstatic`: serve static files from the apps, unhashed."""
+def fast_password_hashing(settings):
+    """Hash test passwords with MD5: PBKDF2's million rounds cost 0.3 s a password."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """SQLite tests use a database file, as the project does, not an in-memory database.
+
+    Django ignores close() on a connection to an in-memory database (closing
+    the last one would drop it), so every thread's connection would be left
+    to the garbage collector, and no test could tell whether the project
+    closes its connections.
+    """
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        name = tmp_path_factory.mktemp("db") / "test.sqlite3"
+        database.setdefault("TEST", {})["NAME"] = str(name)
+
+
+@pytest.fixture(autouse=True)
+def static_files_from_apps(settings, monkeypatch):
+    """Tests run without `collectstatic`: serve static files from the apps, unhashed.
+
+    Each test client builds its own handler, and ServeStatic walks and stats
+    every app's static files each time one is built (50 ms, more than most
+    tests take): here the walk is done once for each configuration.
+    """
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     settings.SERVESTATIC_USE_FINDERS = True
+    monkeypatch.setattr(ServeStaticMiddleware, "add_files_from_finders", add_files_once)
+
+
+# The files and directories ServeStatic found in the apps, by the settings it read.
+_static_files: dict[str, tuple[dict, list]] = {}
+STATIC_SETTINGS = {"DEBUG", "FORCE_SCRIPT_NAME", "INSTALLED_APPS", "STORAGES"}
+
+
+def add_files_once(middleware: ServeStaticMiddleware) -> None:
+    """ServeStaticMiddleware.add_files_from_finders, walking the apps once per configuration."""
+    key = repr(
+        [
+            (name, getattr(settings, name))
+            for name in sorted(dir(settings))
+            if name in STATIC_SETTINGS or name.startswith(("SERVESTATIC_", "STATIC"))
+        ]
+    )
+    if key not in _static_files:
+        super(ServeStaticMiddleware, middleware).add_files_from_finders()
+        _static_files[key] = (dict(middleware.files), list(middleware.directories))
+    files, directories = _static_files[key]
+    middleware.files.update(files)
+    middleware.directories[:0] = directories
 
 
 @pytest.fixture

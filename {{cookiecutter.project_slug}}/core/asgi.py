@@ -38,7 +38,7 @@ from django.core.cache import close_caches
 from django.core.exceptions import RequestAborted
 from django.core.handlers import asgi
 from django.core.handlers.base import reset_urlconf
-from django.db import close_old_connections, reset_queries
+from django.db import close_old_connections, connections, reset_queries
 from django.dispatch import Signal
 from django.urls import set_script_prefix
 
@@ -72,6 +72,8 @@ class IdleThreads:
             if len(self.idle) < self.limit:
                 self.idle.append(executor)
                 return
+        # A retired thread's connections would be left to the garbage collector.
+        executor.submit(connections.close_all)
         executor.shutdown(wait=False)
 
 
@@ -125,6 +127,13 @@ class ASGIHandler(asgi.ASGIHandler):
         try:
             async with ThreadSensitiveContext(executor=executor):
                 await self.handle(scope, receive, send)
+        except asyncio.CancelledError:
+            # No request_finished comes (the server is stopping, say): close the
+            # thread's stale connections here, once any sync call the
+            # cancellation left running on it returns.
+            if not isinstance(executor, RequestThread) or executor.started:
+                executor.submit(close_old_connections)
+            raise
         finally:
             _request_thread.reset(token)
             if isinstance(executor, RequestThread):

@@ -7,6 +7,7 @@ raises when it does not. settings.READINESS_CHECKS names the checks to run.
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -15,16 +16,29 @@ from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
 
+# Django has no async database driver, so the query runs on a thread: this
+# one, not the request's. A check that times out is abandoned, not stopped (a
+# thread cannot be interrupted); on the request's thread it would hold back
+# the end of the request, the answer included, until the query gave up. Here
+# it holds only this thread: the checks queued behind it time out in turn
+# and are dropped unrun, so a hanging database costs one thread, not one per
+# /readyz request.
+_database_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readiness")
+
 
 def _select_one() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    """SELECT 1 on this thread's connection, closed before returning whatever happens."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        # No request_finished comes to this thread to close it, and an
+        # abandoned check's connection must not outlive the check.
+        connection.close()
 
 
 async def database() -> None:
-    # Django has no async database driver: the query runs on the request's
-    # sync thread, like every async ORM call.
-    await sync_to_async(_select_one)()
+    await sync_to_async(_select_one, thread_sensitive=False, executor=_database_thread)()
 
 
 async def _run(name: str, check) -> dict:

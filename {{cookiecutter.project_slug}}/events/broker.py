@@ -28,6 +28,8 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from core.client_json import MAX_DEPTH
+
 logger = logging.getLogger(__name__)
 
 EVENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
@@ -102,6 +104,25 @@ def format_id(here: tuple[int, int]) -> str:
     return f"{here[0]}-{here[1]}"
 
 
+def too_deep(data) -> bool:
+    """Whether lists and dicts nest deeper in `data` than a client may send (core.client_json).
+
+    Checked here, not left to json.dumps' RecursionError: where that comes
+    depends on the Python version and the stack already in use.
+    """
+    pending = [(data, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            value = value.values()
+        elif not isinstance(value, list | tuple):
+            continue
+        if depth >= MAX_DEPTH:
+            return True
+        pending.extend((item, depth + 1) for item in value)
+    return False
+
+
 def encode(name, data) -> str:
     """Validate an event and return its data as compact JSON; raise InvalidEvent."""
     if not isinstance(name, str) or not EVENT_NAME.fullmatch(name):
@@ -111,6 +132,8 @@ def encode(name, data) -> str:
         )
     if name in RESERVED_NAMES:
         raise InvalidEvent(f"event name {name!r} is reserved")
+    if too_deep(data):
+        raise InvalidEvent(f"data is not JSON: nested deeper than {MAX_DEPTH} levels")
     try:
         # Compact JSON escapes newlines, so the data is always one `data:` line.
         encoded = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

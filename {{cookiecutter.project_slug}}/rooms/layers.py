@@ -45,7 +45,10 @@ class RedisChannelLayer(ChannelsRedisLayer):
     # Seconds between checks that Redis still holds this process's memberships.
     watch_interval = 2.0
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, brpop_timeout: float | None = None, **kwargs):
+        if brpop_timeout is not None:
+            # Seconds an idle receive waits on the server per round (channels_redis: 5).
+            self.brpop_timeout = brpop_timeout
         super().__init__(*args, **kwargs)
         for host in self.hosts:
             timeout = host.get("socket_timeout", self.brpop_timeout + READ_TIMEOUT_MARGIN)

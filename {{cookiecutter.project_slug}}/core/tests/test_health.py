@@ -1,11 +1,14 @@
 import asyncio
+import json
+import threading
 from unittest import mock
 
 import pytest
 from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from core.testing import database_down
+from config.asgi import application
+from core.testing import asgi_request, database_down
 
 
 async def test_healthz_answers_ok(async_client):
@@ -64,6 +67,40 @@ async def test_readyz_times_out_a_hanging_check(async_client, settings):
         response = await async_client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["database"]["error"] == "timeout"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_hanging_database_check_neither_holds_the_answer_nor_leaks_its_connection(
+    settings,
+):
+    settings.READINESS_CHECKS = {"database": "core.readiness.database"}
+    settings.READINESS_TIMEOUT = 0.05
+    release, returned, closed = threading.Event(), threading.Event(), threading.Event()
+    held = []
+    ensure_connection = BaseDatabaseWrapper.ensure_connection
+
+    def connect_then_hang(wrapper):
+        ensure_connection(wrapper)
+        if not held:  # the check's connection, on the check's thread
+            held.append(wrapper)
+            close = wrapper.close
+            wrapper.close = lambda: (close(), closed.set())
+            release.wait(timeout=5)
+            returned.set()
+
+    try:
+        with mock.patch.object(BaseDatabaseWrapper, "ensure_connection", connect_then_hang):
+            response = await asgi_request(application, path="/readyz")
+        # Answered while the query still hangs: before, the end of the request
+        # waited for the thread the query held.
+        assert held and not returned.is_set()
+    finally:
+        release.set()
+    assert response.status == 503
+    assert json.loads(response.body)["checks"]["database"]["error"] == "timeout"
+    # The abandoned check closes its connection once its query returns.
+    assert await asyncio.to_thread(closed.wait, 5)
+    assert held[0].connection is None
 
 
 async def test_static_files_are_served_under_asgi(async_client):

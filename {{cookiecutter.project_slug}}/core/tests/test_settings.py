@@ -1,43 +1,41 @@
-"""Settings are read at import time, so each case runs Django in a fresh process,
-with none of this shell's DJANGO_* variables and no .env file."""
+"""Settings are read at import time, so each case reads config/settings.py afresh,
+as a new process would, with none of this shell's DJANGO_* variables and no .env file."""
 
 import os
-import subprocess
-import sys
+import runpy
 from pathlib import Path
+from unittest import mock
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+import pytest
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.test import override_settings
+
+SETTINGS_FILE = Path(__file__).resolve().parents[2] / "config" / "settings.py"
 PRODUCTION_KEY = "a-production-secret-" + "k3y" * 20
+# Settings a test process cannot swap: its test database, and the installed apps it was built with.
+FIXED = {"DATABASES", "INSTALLED_APPS"}
 
 
-def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+def read_settings(**env: str) -> dict:
+    """What config/settings.py defines under `env` and the shell's non-DJANGO_* variables."""
     clean = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT_DIR,
-        env={**clean, "DJANGO_ENV_FILE": "/nonexistent/.env", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    environment = {**clean, "DJANGO_ENV_FILE": "/nonexistent/.env", **env}
+    with mock.patch.dict(os.environ, environment, clear=True):
+        defined = runpy.run_path(str(SETTINGS_FILE))
+    return {name: value for name, value in defined.items() if name.isupper()}
 
 
 def test_refuses_to_start_without_a_secret_key_when_debug_is_off():
-    result = run_manage("check", DJANGO_DEBUG="false")
-    assert result.returncode != 0
-    assert "DJANGO_SECRET_KEY is not set" in result.stderr
+    with pytest.raises(ImproperlyConfigured, match="DJANGO_SECRET_KEY is not set"):
+        read_settings(DJANGO_DEBUG="false")
 
 
 def test_production_defaults_pass_the_deploy_checks():
     """DEBUG off and HTTPS enforced unless asked otherwise; `check --deploy` finds nothing."""
-    result = run_manage(
-        "shell",
-        "--no-imports",
-        "-c",
-        "from django.conf import settings; from django.core.management import call_command; "
-        "call_command('check', deploy=True, fail_level='WARNING'); "
-        "print(settings.DEBUG, settings.SECURE_SSL_REDIRECT)",
-        DJANGO_SECRET_KEY=PRODUCTION_KEY,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.split()[-2:] == ["False", "True"]
+    production = read_settings(DJANGO_SECRET_KEY=PRODUCTION_KEY)
+    assert (production["DEBUG"], production["SECURE_SSL_REDIRECT"]) == (False, True)
+    assert production["INSTALLED_APPS"] == settings.INSTALLED_APPS
+    with override_settings(**{k: v for k, v in production.items() if k not in FIXED}):
+        call_command("check", deploy=True, fail_level="WARNING")

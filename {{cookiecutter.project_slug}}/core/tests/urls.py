@@ -30,6 +30,12 @@ async def count_users(request):
     return JsonResponse({"users": await get_user_model().objects.acount()})
 
 
+async def count_users_then_wait(request):
+    """Counts the users, then waits until cancelled."""
+    await get_user_model().objects.acount()
+    await asyncio.Event().wait()
+
+
 async def thread_ids(request):
     """The thread of two sync calls, a moment apart."""
     first = await sync_to_async(threading.get_ident)()
@@ -44,5 +50,6 @@ urlpatterns = [
     path("tests/add-message/", add_message),
     path("tests/read-messages/", read_messages),
     path("tests/count-users/", count_users),
+    path("tests/count-users-then-wait/", count_users_then_wait),
     path("tests/thread-ids/", thread_ids),
 ]

@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
+from core.client_json import MAX_DEPTH
 from core.testing import asgi_request
 from events.broker import InvalidEvent, apublish, position, publish
 from events.tests.sse_client import SSEClient
@@ -344,8 +345,14 @@ def nested(depth: int) -> list:
         ("ok", "x" * 70_000, "the limit is 65536"),
         ("ok", "\ud800", "lone surrogate"),
         ("ok", nested(5000), "data is not JSON"),
+        # A client may not publish this either (core.client_json), on any Python.
+        ("ok", nested(MAX_DEPTH), f"nested deeper than {MAX_DEPTH} levels"),
     ],
 )
 async def test_apublish_refuses_bad_events(broker, name, data, problem):
     with pytest.raises(InvalidEvent, match=problem):
         await apublish(name, data)
+
+
+async def test_apublish_takes_data_as_deep_as_a_client_may_send(broker):
+    assert await apublish("deep", nested(MAX_DEPTH - 1))

@@ -180,6 +180,8 @@ async def test_a_channel_layer_down_at_connect_refuses_with_503(channel_layer, m
     assert (start["type"], start["status"]) == ("websocket.http.response.start", 503)
     assert (b"retry-after", b"5") in start["headers"]
     assert json.loads(body["body"]) == {"detail": "The room is unavailable; retry shortly."}
+    # The server reports the refused socket gone; the consumer then ends by itself.
+    await client.send_input({"type": "websocket.disconnect", "code": 1006})
     await client.wait()
 
 

@@ -61,16 +61,19 @@ async def test_an_idle_receive_outlasts_the_blocking_pop(settings):
     redis-py 8's read timeout was 5 s too, so the client gave up first ("Timeout
     reading from Redis") on nearly every idle round; the project's retries hid
     most of them, and a socket was closed with 1011 when they ran out. Without
-    retries here, a single read timeout fails the receive.
+    retries here, a single read timeout fails the receive. The rounds are
+    shortened to 0.5 s, the read timeout derived from them as by default.
     """
     config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    default = RedisChannelLayer(**config).create_pool(0).connection_kwargs
+    assert default["socket_timeout"] > RedisChannelLayer.brpop_timeout
     host = {**config["hosts"][0], "retry": Retry(NoBackoff(), 0)}
-    layer = RedisChannelLayer(**{**config, "hosts": [host]})
+    layer = RedisChannelLayer(**{**config, "hosts": [host]}, brpop_timeout=0.5)
     channel = await layer.new_channel()
     waiting = asyncio.ensure_future(layer.receive(channel))
     try:
-        # One whole idle round of BZPOPMIN, and a bit.
-        done, _ = await asyncio.wait({waiting}, timeout=layer.brpop_timeout + 1)
+        # One whole idle round of BZPOPMIN, and as long again.
+        done, _ = await asyncio.wait({waiting}, timeout=2 * layer.brpop_timeout)
         assert not done, waiting.exception()
         await layer.send(channel, {"type": "room.message"})
         assert await asyncio.wait_for(waiting, 5) == {"type": "room.message"}
@@ -130,13 +133,15 @@ async def test_an_open_socket_hears_its_room_again_after_redis_lost_it(channel_l
 
 async def test_memberships_are_renewed_before_group_expiry(settings):
     """channels_redis drops a member group_expiry seconds after its group_add."""
-    config = {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "group_expiry": 2}
+    config = {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "group_expiry": 1}
     layer = RedisChannelLayer(**config)
     layer.watch_interval = 0.05
     try:
         channel = await layer.new_channel()
         await layer.group_add("room.lobby", channel)
-        await asyncio.sleep(3)  # past group_expiry: a member never renewed is dropped by now
+        # channels_redis drops a member once int(time.time()) - group_expiry is past
+        # its group_add: 2 s later in every case, were it never renewed.
+        await asyncio.sleep(2)
         await layer.group_send("room.lobby", {"type": "room.message"})
         assert await asyncio.wait_for(layer.receive(channel), 5) == {"type": "room.message"}
     finally:
