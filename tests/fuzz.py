@@ -21,6 +21,8 @@ import contextlib
 import json
 import os
 import re
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -247,6 +249,77 @@ async def chunked_body_over_cap(port: int, method: str, path: str, headers: dict
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+
+
+async def pipelined_then_gone(port: int, path: str, count: int, linger: float = 0.3) -> None:
+    """Send `count` pipelined GETs of `path`, read nothing, and reset the connection after
+    `linger` seconds: the server is answering one of them when the client is gone."""
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        with contextlib.suppress(OSError):
+            writer.write(request_head("GET", path) * count)
+            await writer.drain()
+        await asyncio.sleep(linger)
+    finally:
+        # SO_LINGER 0: close with a reset, as a client that crashed or timed out does.
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def write_without_reading(writer: asyncio.StreamWriter, data: bytes, seconds: float) -> int:
+    """Write `data` again and again for `seconds`, never reading; the bytes the server took."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    sent = 0
+    while (left := deadline - loop.time()) > 0:
+        try:
+            writer.write(data)
+            async with asyncio.timeout(left):
+                await writer.drain()
+        except (TimeoutError, OSError):
+            break  # the server stopped reading, or dropped the connection
+        sent += len(data)
+    return sent
+
+
+async def pipeline_flood(port: int, path: str, seconds: float) -> int:
+    """Pipelined GETs of `path` for `seconds`, no answer read; the bytes the server took."""
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        return await write_without_reading(writer, request_head("GET", path) * 100, seconds)
+    finally:
+        writer.transport.abort()
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """A final, masked frame from a client (RFC 6455 5.2), payload under 126 bytes."""
+    mask = os.urandom(4)
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return struct.pack("!BB", 0x80 | opcode, 0x80 | len(payload)) + mask + masked
+
+
+async def ping_flood(port: int, path: str, origin: str, seconds: float) -> str:
+    """Open a websocket on a bare socket, then send 125-byte pings for `seconds` and read
+    none of the pongs; the handshake's answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        upgrade = {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "13",
+            "Origin": origin,
+        }
+        writer.write(request_head("GET", path, upgrade))
+        answer = await read_head(reader, ANSWER_SECONDS)
+        if answer.status == 101:
+            await write_without_reading(writer, masked_frame(0x9, b"p" * 125) * 100, seconds)
+        return answer.label
+    finally:
+        writer.transport.abort()
 
 
 # ---- schemathesis ----------------------------------------------------------------------

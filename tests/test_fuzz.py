@@ -14,6 +14,7 @@ one, printed so that a failure can be replayed (FUZZ_SEED=<seed>).
 """
 
 import asyncio
+import gzip
 import json
 import os
 import random
@@ -32,6 +33,9 @@ from fuzz import (
     flood,
     frame_answer,
     header_hang,
+    ping_flood,
+    pipeline_flood,
+    pipelined_then_gone,
     problem_for,
     raw_exchange,
     request_head,
@@ -56,6 +60,10 @@ REPLAY_HOLD_BOUND = 24 * 1024 * 1024
 # What serving HEAD of a file may read from it: the headers need none of it.
 HEAD_READ_BOUND = 8 * 1024 * 1024
 BIG_FILE_BYTES = 64 * 1024 * 1024
+# What one client may make a worker grow by while it sends pings, or pipelined requests,
+# for FLOOD_SECONDS and reads nothing (uvicorn alone: 17 MB/s and 35 MB/s).
+FLOOD_SECONDS = 3.0
+FLOOD_GROWTH_BOUND = 16 * 1024 * 1024
 # Statuses a request with unusable input may get; never 2xx or 5xx.
 REFUSED = {400, 422}
 NOT_FOUND = {400, 404, 422}
@@ -177,6 +185,25 @@ ODD_PATHS = [
     "/events/?last_event_id=%ff", "/api/articles/?" + "&".join(f"f{n}=1" for n in range(1500)),
 ]  # fmt: skip
 
+# Content types whose charset Django cannot decode a body with (LookupError, UnicodeError,
+# or its own BadRequest for a form that is not UTF-8): 400, never 500.
+UNUSABLE_CHARSETS = [
+    "application/x-www-form-urlencoded; charset=iso-8859-1",
+    "application/x-www-form-urlencoded; charset=utf-16",
+    "multipart/form-data; boundary=XX; charset=rot13",
+    "multipart/form-data; boundary=XX; charset=utf-8; charset=hex",
+    "multipart/form-data; boundary=XX; charset=idna",
+    "text/plain; charset=uu_codec",
+]
+CHARSET_PATHS = [
+    "/", "/healthz", "/readyz", "/admin/login/", "/files/hello.txt", "/api/articles/",
+    "/api/dashboard/", "/events/", "/events/publish/",
+]  # fmt: skip
+MULTIPART_BODY = b'--XX\r\nContent-Disposition: form-data; name="a"\r\n\r\nb\r\n--XX--\r\n'
+# A CSRF cookie of the right length, and a same-origin Referer (request_head's Host).
+CSRF_COOKIE = "csrftoken=" + "a" * 32
+REFERER = "https://127.0.0.1/"
+
 # ---- Kinds 2 and 3: SSE ---------------------------------------------------------------
 LAST_EVENT_IDS = [
     "garbage", "99999999999999999999-0", "18446744073709551616-0", "0-99999999999999999999",
@@ -236,6 +263,7 @@ async def attack(deployment, findings: Findings, tmp_path) -> dict:
             "bodies over the cap": lambda: bodies_over_the_cap(deployment, findings, setup),
             "HEAD": lambda: head_everywhere(client, deployment, findings, setup),
             "conditional requests": lambda: conditional_files(client, findings),
+            "contract": lambda: contract(client, deployment, findings),
             "event streams": lambda: event_streams(client, deployment, findings),
             "rooms": lambda: rooms(deployment, findings),
             "connections": lambda: connections(client, deployment, findings),
@@ -403,6 +431,18 @@ async def queries_ids_and_headers(client, deployment, findings: Findings, setup)
         findings.record(
             1, f"POST /api/articles/ {name}", answer.label, None if ok else answer.label
         )
+    for content_type in UNUSABLE_CHARSETS:
+        for path in CHARSET_PATHS:
+            for method in ("POST", "GET"):
+                body = MULTIPART_BODY if method == "POST" else b""
+                # The Referer the CSRF check wants over HTTPS: it goes on to read the body.
+                head = {"Content-Type": content_type, "Cookie": CSRF_COOKIE, "Referer": REFERER}
+                head["Content-Length"] = str(len(body))
+                answer = await raw_exchange(port, request_head(method, path, head) + body)
+                problem = None if answer.status == 400 else f"got {answer.label}, not 400"
+                findings.record(
+                    1, f"{method} {path} Content-Type: {content_type}", answer.label, problem
+                )
     # Many form fields: Django refuses them (TooManyFieldsSent), a client's mistake.
     form = "&".join(f"f{n}=1" for n in range(1500)).encode()
     answer = await raw_exchange(
@@ -528,6 +568,55 @@ async def conditional_files(client, findings: Findings) -> None:
     findings.record(4, "GET /files/hello.txt huge Range", response.status_code, problem)
 
 
+async def contract(client, deployment, findings: Findings) -> None:
+    """Kind 4: what a client of the API or /files/ relies on, beyond the OpenAPI document."""
+    (deployment.media / "notes.txt.gz").write_bytes(gzip.compress(b"notes\n"))
+    (deployment.media / "backup.tar.xz").write_bytes(b"\xfd7zXZ\x00")
+    for name, content_type in (
+        ("notes.txt.gz", "application/gzip"),
+        ("backup.tar.xz", "application/x-xz"),
+    ):
+        response = await client.get(f"/files/{name}")
+        problem = problem_for(response.status_code, {200})
+        if "Content-Encoding" in response.headers:
+            problem = f"sent Content-Encoding: {response.headers['Content-Encoding']}"
+        elif response.headers.get("Content-Type") != content_type:
+            problem = f"sent Content-Type: {response.headers.get('Content-Type')}"
+        findings.record(4, f"GET /files/{name}", response.status_code, problem)
+
+    as_json = {"Accept": "application/json"}
+    for method, path, expected in (
+        ("POST", "/api/dashboard/", {403, 405}),  # the CSRF check, as JSON
+        *((m, p, {405}) for m in ("POST", "DELETE", "OPTIONS", "TRACE")
+          for p in ("/api/openapi.json", "/api/docs")),
+        ("POST", "/api/articles", {308}),  # a missing slash: the method is kept
+        ("DELETE", "/api/articles/1", {308}),
+    ):  # fmt: skip
+        response = await client.request(method, path, headers=as_json)
+        problem = problem_for(response.status_code, expected) or json_problem(response)
+        if response.status_code == 308 and response.headers.get("Location") != path + "/":
+            problem = f"redirected to {response.headers.get('Location')}"
+        if response.status_code == 405 and response.headers.get("Allow") != "GET, HEAD":
+            problem = f"405 with Allow: {response.headers.get('Allow')}"
+        findings.record(4, f"{method} {path}", response.status_code, problem)
+
+    # 1*SP after "Bearer" (RFC 9110), and a tag whose lowercase is longer than what was sent.
+    spaced = {"Authorization": deployment.auth["Authorization"].replace(" ", "  ", 1)}
+    created = await client.post(
+        "/api/articles/", json={"title": "Spaced", "tags": ["İ" * 50]}, headers=spaced
+    )
+    problem = problem_for(created.status_code, {201})
+    findings.record(
+        4, 'POST /api/articles/ "Bearer  <token>", tag "İ" x 50', created.status_code, problem
+    )
+    if created.status_code == 201:
+        deleted = await client.delete(f"/api/articles/{created.json()['id']}/", headers=spaced)
+        problem = problem_for(deleted.status_code, {204})
+        findings.record(
+            4, 'DELETE /api/articles/<id>/ "Bearer  <token>"', deleted.status_code, problem
+        )
+
+
 async def sse_opening(client, headers=None, params=None) -> tuple[int, str]:
     """The status and the first frames of GET /events/ (at most ANSWER_SECONDS of it)."""
     text = ""
@@ -621,7 +710,10 @@ async def rooms(deployment, findings: Findings) -> None:
         status = await ws_handshake(deployment, path)
         problem = None if status in {"403", "404", "400"} else f"handshake got {status}"
         findings.record(1, f"websocket {path[:40]}", status, problem, source="websocket")
-    for origin in ("https://evil.example", "null", "http://127.0.0.1.evil.example", "x" * 5000):
+    for origin in (
+        "https://evil.example", "null", "http://127.0.0.1.evil.example", "x" * 5000,
+        "http://[", "http://[::1", "http://a]", "http://127.0.0.1:99999", "http://127.0.0.1:x",
+    ):  # fmt: skip
         status = await ws_handshake(deployment, "/ws/rooms/fuzz/", origin=origin)
         problem = None if status == "403" else f"handshake got {status}"
         findings.record(1, f"websocket Origin {origin[:30]}", status, problem, source="websocket")
@@ -635,6 +727,17 @@ async def rooms(deployment, findings: Findings) -> None:
         )
 
     port = deployment.server.port
+    answer, grown = await peak_growth(
+        deployment, ping_flood(port, "/ws/rooms/fuzzping/", deployment.url, FLOOD_SECONDS)
+    )
+    problem = None if answer == "101" else f"handshake got {answer}"
+    if grown > FLOOD_GROWTH_BOUND:
+        problem = f"the workers grew by {grown >> 20} MiB (bound {FLOOD_GROWTH_BOUND >> 20} MiB)"
+    findings.record(
+        2, f"{FLOOD_SECONDS:g} s of pings, none read", answer, problem, source="websocket"
+    )
+    print(f"{FLOOD_SECONDS:g} s of unread pings: the workers grew by {grown / 2**20:.1f} MiB")
+
     for size in (16 * 1024, 64 * 1024):
         upgrade = request_head(
             "GET",
@@ -658,6 +761,18 @@ async def rooms(deployment, findings: Findings) -> None:
         )  # fmt: skip
 
 
+async def peak_growth(deployment, flood) -> tuple:
+    """Run the coroutine `flood`, sampling the workers' memory meanwhile: (its result, the
+    most they grew by). Sampled during: what a flood holds is freed when it hangs up."""
+    before = sum(workers_rss(deployment).values())
+    task = asyncio.create_task(flood)
+    peak = 0
+    while not task.done():
+        await asyncio.wait({task}, timeout=0.2)
+        peak = max(peak, sum(workers_rss(deployment).values()) - before)
+    return task.result(), peak
+
+
 async def connections(client, deployment, findings: Findings) -> None:
     """Kind 2: silent and slow clients do not keep others from being served."""
     statuses, slowest, closed_slow, closed_silent = await silent_and_slow_clients(
@@ -672,6 +787,23 @@ async def connections(client, deployment, findings: Findings) -> None:
     print(
         f"beside 100 silent and 10 slow-header clients /healthz took at worst {slowest:.2f}s; "
         f"the server closed {closed_slow} slow and {closed_silent} silent ones within 3 s"
+    )
+    port = deployment.server.port
+    for path in ("/api/articles/", "/readyz", "/healthz", "/static/ninja/swagger-ui.css"):
+        await pipelined_then_gone(port, path, 500)
+        await pipelined_then_gone(port, path, 50)
+        await asyncio.sleep(0.3)  # what the server logs about it, it logs now
+        findings.record(1, f"pipelined GET {path} x 500 and x 50, then reset", "sent")
+    taken, grown = await peak_growth(
+        deployment, pipeline_flood(port, "/api/articles/", FLOOD_SECONDS)
+    )
+    problem = None
+    if grown > FLOOD_GROWTH_BOUND:
+        problem = f"the workers grew by {grown >> 20} MiB (bound {FLOOD_GROWTH_BOUND >> 20} MiB)"
+    findings.record(2, f"{FLOOD_SECONDS:g} s of pipelined requests, none read", "sent", problem)
+    print(
+        f"{FLOOD_SECONDS:g} s of unread pipelined requests: the server took "
+        f"{taken / 2**20:.1f} MiB of them and grew by {grown / 2**20:.1f} MiB"
     )
     answers = await asyncio.gather(*(client.get("/api/dashboard/") for _ in range(20)))
     for response in answers:

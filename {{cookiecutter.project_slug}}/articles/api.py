@@ -24,7 +24,13 @@ from core.limits import namespace_max_body
 
 
 class BearerToken(HttpBearer):
-    """The project's API tokens (core.auth), checked on the async path."""
+    """The project's API tokens (core.auth), read by its one parser, checked on the async path."""
+
+    def __call__(self, request):
+        # django-ninja splits the header on single spaces: `Bearer  <token>` (1*SP,
+        # RFC 9110) would be refused here and accepted everywhere else.
+        token = bearer_token(request)
+        return None if token is None else self.authenticate(request, token)
 
     async def authenticate(self, request, token):
         return await auser_from_token(request, token)

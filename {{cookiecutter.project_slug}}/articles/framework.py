@@ -8,11 +8,14 @@
     under DEBUG, so core.middleware's 503 for a database outage never ran);
   - documents in /api/openapi.json every error each operation can answer.
 - ApiRouter, a Router whose GET operations also answer HEAD, and whose 405 is
-  JSON with an Allow header.
+  JSON with an Allow header; the OpenAPI document and the docs page answer
+  only GET and HEAD too (django-ninja serves them to any method, TRACE and
+  OPTIONS included).
 - Id, the type of a database id in a path or query: a positive signed 64-bit
   integer, so 99999999999999999999 is a 422 rather than a database error.
 """
 
+from functools import wraps
 from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -73,9 +76,30 @@ class ApiPathView(PathView):
         allowed = {method for operation in self.operations for method in operation.methods}
         if "GET" in allowed:
             allowed.add("HEAD")
-        response = JsonResponse({"detail": "Method not allowed."}, status=405)
-        response["Allow"] = ", ".join(sorted(allowed))
-        return response
+        return json_405(allowed)
+
+
+def json_405(allowed: set[str]) -> JsonResponse:
+    response = JsonResponse({"detail": "Method not allowed."}, status=405)
+    response["Allow"] = ", ".join(sorted(allowed))
+    return response
+
+
+def safe_methods_only(view):
+    """Answer GET and HEAD with `view`, any other method with the API's JSON 405.
+
+    Exempt from CSRF: nothing else reaches the view, so there is nothing to
+    forge, and a POST gets the 405 rather than a CSRF 403.
+    """
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            return json_405({"GET", "HEAD"})
+        return view(request, *args, **kwargs)
+
+    wrapper.csrf_exempt = True
+    return wrapper
 
 
 class ApiRouter(Router):
@@ -156,6 +180,10 @@ class ProjectAPI(NinjaAPI):
     def __init__(self, **kwargs):
         kwargs.setdefault("parser", ClientJSONParser())
         kwargs.setdefault("default_router", ApiRouter())
+        decorate = kwargs.get("docs_decorator")
+        kwargs["docs_decorator"] = (
+            (lambda view: safe_methods_only(decorate(view))) if decorate else safe_methods_only
+        )
         super().__init__(**kwargs)
 
     def set_default_exception_handlers(self) -> None:

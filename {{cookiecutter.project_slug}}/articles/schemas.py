@@ -21,10 +21,13 @@ def strip(text: str) -> str:
 
 
 def tag_name(text: str) -> str:
-    name = strip(text).lower()
-    if len(name) > TAG_MAX_LENGTH:  # "İ".lower() is two characters
-        raise ValueError(f"is longer than {TAG_MAX_LENGTH} characters once lowercased")
-    return name
+    """A tag as stored: stripped and lowercased, never longer than the text sent.
+
+    "İ" (U+0130) is the one character whose str.lower() is two ("i" and a
+    combining dot): it becomes "i", as in Turkish, so a tag that meets the
+    schema's maxLength is never refused for growing past it.
+    """
+    return strip(text).replace("\u0130", "i").lower()
 
 
 Title = Annotated[str, StringConstraints(max_length=200, pattern=VISIBLE), AfterValidator(strip)]

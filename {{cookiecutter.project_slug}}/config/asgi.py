@@ -5,7 +5,6 @@ import os
 import django
 {%- if cookiecutter.use_channels %}
 from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
 {%- endif %}
 
 {% if cookiecutter.use_sse -%}
@@ -33,7 +32,11 @@ application = ASGIHandler()
 # Imported once the apps are loaded: these import models.
 from channels.auth import AuthMiddlewareStack
 
-from rooms.auth import BearerTokenAuthMiddleware, DatabaseUnavailableMiddleware
+from rooms.auth import (
+    AllowedHostsOriginValidator,
+    BearerTokenAuthMiddleware,
+    DatabaseUnavailableMiddleware,
+)
 from rooms.routing import websocket_urlpatterns
 
 application = ProtocolTypeRouter(

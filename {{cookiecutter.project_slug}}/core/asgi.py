@@ -23,7 +23,17 @@ Two costs are bounded before they are paid. A request body is read under
 its cap (core/limits.py): over it, the answer is 413 JSON and the rest of
 the body is never read. And a HEAD request is answered with its headers
 only: a streaming response's body (a file, an event stream) is never
-iterated, only closed.
+iterated, only closed. Before either, a request whose Content-Type declares
+a charset Django cannot decode with is answered 400 (core/charset.py).
+
+A client that leaves is not a server error. uvicorn drops what is sent
+once it has marked the request disconnected, but it marks only the latest
+request of a connection: when a client pipelines requests and hangs up, the
+one being answered writes to the closed transport, and uvloop raises
+RuntimeError ("... the handler is closed"). That error, and the OSError the
+ASGI spec asks servers to raise for a send on a closed connection, end the
+request as Django ends one whose client left (RequestAborted); every other
+error of a send is raised as before.
 """
 
 import asyncio
@@ -42,11 +52,14 @@ from django.db import close_old_connections, connections, reset_queries
 from django.dispatch import Signal
 from django.urls import set_script_prefix
 
+from core.charset import charset_refusal
 from core.limits import BodyTooLarge, read_body
 
 # Django's own receivers of request_started and request_finished: each clears
 # what the current thread holds (connections, query log, urlconf, caches).
 HOUSEKEEPING = frozenset({close_old_connections, reset_queries, reset_urlconf, close_caches})
+# The end of uvloop's message for a write to a closed transport (UVHandle._ensure_alive).
+CLOSED_TRANSPORT = "the handler is closed"
 
 
 class IdleThreads:
@@ -182,12 +195,22 @@ class ASGIHandler(asgi.ASGIHandler):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def handle(self, scope, receive, send):
-        """Django's ASGIHandler.handle, with the body read under its cap, HEAD answered
-        without its body, and the two signal calls above."""
+        """Django's ASGIHandler.handle, with the charset checked and the body read under
+        its cap, HEAD answered without its body, the two signal calls above, and a send
+        to a client that has gone ending the request quietly."""
+        send = quiet_when_gone(send)
+        try:
+            await self.serve(scope, receive, send)
+        except RequestAborted:
+            # Gone before or after the response started: nothing to answer.
+            return
+
+    async def serve(self, scope, receive, send):
+        if (refused := charset_refusal(scope)) is not None:
+            await self.send_response(refused, send)
+            return
         try:
             body_file = await read_body(scope, receive)
-        except RequestAborted:
-            return
         except BodyTooLarge as too_large:
             await self.send_response(too_large.response, send)
             return
@@ -198,8 +221,10 @@ class ASGIHandler(asgi.ASGIHandler):
             request, error_response = self.create_request(scope, body_file)
             if request is None:
                 body_file.close()
-                await self.send_response(error_response, send)
-                await self.close_response(error_response)
+                try:
+                    await self.send_response(error_response, send)
+                finally:
+                    await self.close_response(error_response)
                 return
 
             class RequestProcessed(Exception):
@@ -230,3 +255,19 @@ class ASGIHandler(asgi.ASGIHandler):
                     await signals.request_finished.asend(sender=self.__class__)
             else:
                 await self.close_response(response)
+
+
+def quiet_when_gone(send):
+    """`send`, raising RequestAborted instead of the error a closed connection gives."""
+
+    async def guarded_send(message):
+        try:
+            await send(message)
+        except OSError as exc:
+            raise RequestAborted from exc
+        except RuntimeError as exc:
+            if CLOSED_TRANSPORT not in str(exc):
+                raise
+            raise RequestAborted from exc
+
+    return guarded_send

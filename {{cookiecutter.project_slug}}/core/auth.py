@@ -41,12 +41,23 @@ class ApiTokenBackend(BaseBackend):
         )
 
 
-def bearer_token(request: HttpRequest) -> str | None:
-    """The token from the Authorization header, or None when there is no bearer header."""
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+def parse_bearer(authorization: str) -> str | None:
+    """The token of an Authorization header value, or None when its scheme is not Bearer.
+
+    The one parser for every entry point (views, the API, websockets). RFC 9110
+    11.4: the scheme is case-insensitive and 1*SP separates it from the
+    credentials, so `Bearer  <token>` (two spaces) is the same token. What
+    follows is returned as sent, spaces trimmed; TOKEN_PATTERN judges it.
+    """
+    scheme, _, credentials = authorization.strip().partition(" ")
     if scheme.lower() != "bearer":
         return None
-    return credentials.strip()
+    return credentials.strip(" ")
+
+
+def bearer_token(request: HttpRequest) -> str | None:
+    """The token from the Authorization header, or None when there is no bearer header."""
+    return parse_bearer(request.headers.get("Authorization", ""))
 
 
 def use_user(request: HttpRequest, user) -> None:

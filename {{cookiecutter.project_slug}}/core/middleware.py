@@ -20,9 +20,12 @@ from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError
-from django.http import JsonResponse
+from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.middleware import clickjacking, common, csp, csrf, security
 from django.utils.deprecation import MiddlewareMixin
+from django.utils.http import escape_leading_slashes
+
+from core.errors import wants_json
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +72,28 @@ class SecurityMiddleware(AsyncNativeMixin, security.SecurityMiddleware):
 
 
 class CommonMiddleware(AsyncNativeMixin, common.CommonMiddleware):
-    pass
+    """Django's, but a URL missing its trailing slash redirects without changing the method.
+
+    Django answers `POST /api/articles` with a 301 to `/api/articles/`, which
+    clients follow with a GET and no body (and with DEBUG on it raises). A
+    method other than GET and HEAD gets 308 here instead, which clients follow
+    with the same method and body (RFC 9110 15.4.9). API clients get the
+    redirect as JSON, like every other answer under /api/.
+    """
+
+    def process_response(self, request, response):
+        if response.status_code == 404 and self.should_redirect_with_slash(request):
+            location = escape_leading_slashes(request.get_full_path(force_append_slash=True))
+            keep_method = request.method not in ("GET", "HEAD")
+            if wants_json(request):
+                response = JsonResponse(
+                    {"detail": f"Moved permanently to {location}."},
+                    status=308 if keep_method else 301,
+                )
+                response["Location"] = location
+            else:
+                response = HttpResponsePermanentRedirect(location, preserve_request=keep_method)
+        return super().process_response(request, response)
 
 
 class XFrameOptionsMiddleware(AsyncNativeMixin, clickjacking.XFrameOptionsMiddleware):

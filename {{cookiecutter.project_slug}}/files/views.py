@@ -4,6 +4,11 @@ Only regular files under MEDIA_ROOT are served: a path that resolves anywhere
 else (`..`, an absolute path, a symlink pointing out) or to a directory is a
 404, like a file that does not exist. The response is sandboxed by its CSP so
 an uploaded HTML or SVG file cannot run script in this site's origin.
+
+A compressed file is served as what it is (`x.txt.gz` as application/gzip),
+as Django's FileResponse does, never with a Content-Encoding: that would
+tell clients to decompress it on the way (and `xz` or `bzip2` are not HTTP
+content codings at all).
 """
 
 import asyncio
@@ -19,6 +24,14 @@ from django.utils.http import http_date, quote_etag
 from django.views.decorators.http import require_safe
 
 CHUNK_SIZE = 64 * 1024
+# The media type of a file mimetypes reads as compressed, by its encoding (Django's FileResponse).
+COMPRESSED_TYPES = {
+    "br": "application/x-brotli",
+    "bzip2": "application/x-bzip",
+    "compress": "application/x-compress",
+    "gzip": "application/gzip",
+    "xz": "application/x-xz",
+}
 
 
 def _locate(relative: str) -> tuple[Path, os.stat_result]:
@@ -52,6 +65,8 @@ async def serve(request, path: str):
     # Resolving touches the disk: do it off the event loop, in one hop.
     file_path, info = await asyncio.to_thread(_locate, path)
     content_type, encoding = mimetypes.guess_type(file_path.name)
+    if encoding:
+        content_type = COMPRESSED_TYPES.get(encoding)
     headers = {
         "Content-Type": content_type or "application/octet-stream",
         "Content-Length": str(info.st_size),
@@ -59,8 +74,6 @@ async def serve(request, path: str):
         "Last-Modified": http_date(info.st_mtime),
         "Content-Security-Policy": "sandbox; default-src 'none'",
     }
-    if encoding:
-        headers["Content-Encoding"] = encoding
     head = HttpResponse(headers=headers)
     answer = get_conditional_response(
         request, etag=headers["ETag"], last_modified=int(info.st_mtime), response=head

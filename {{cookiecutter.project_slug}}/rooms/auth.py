@@ -1,4 +1,9 @@
-"""Who is on the other end of a websocket: bearer tokens, and a database that is down.
+"""Who is on the other end of a websocket: its Origin, bearer tokens, and a database that is down.
+
+A browser's handshake carries an Origin, which OriginValidator checks against
+ALLOWED_HOSTS, as Channels' own does; one that cannot be parsed as a URL
+(`http://[`, a port past 65535) is refused with 403 like any foreign one,
+where Channels' raises ValueError: an HTTP 500 and an ASGI traceback.
 
 Browsers send the session cookie, which Channels' AuthMiddlewareStack turns
 into `scope["user"]`. A script or a mobile app sends `Authorization: Bearer
@@ -13,16 +18,48 @@ with 503 JSON and Retry-After, as HTTP routes answer, instead of the server's
 """
 
 import logging
+from urllib.parse import urlparse
 
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
+from channels.security import websocket
 from channels.security.websocket import WebsocketDenier
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from core.auth import TOKEN_PATTERN, ApiTokenBackend
+from core.auth import TOKEN_PATTERN, ApiTokenBackend, parse_bearer
 from rooms.consumers import refuse
 
 logger = logging.getLogger(__name__)
+
+
+def unparsable_origin(scope) -> bool:
+    """Whether an Origin header of the handshake is not a URL whose host and port can be read."""
+    for name, value in scope.get("headers", ()):
+        if name == b"origin":
+            try:
+                parsed = urlparse(value.decode("latin1"))
+                _ = parsed.hostname, parsed.port  # the port is parsed on access
+            except ValueError:
+                return True
+    return False
+
+
+class OriginValidator(websocket.OriginValidator):
+    """Channels' OriginValidator, refusing an Origin it cannot parse instead of raising."""
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket" and unparsable_origin(scope):
+            return await WebsocketDenier()(scope, receive, send)
+        return await super().__call__(scope, receive, send)
+
+
+def AllowedHostsOriginValidator(application):
+    """Channels' AllowedHostsOriginValidator (its name, its hosts), with the validator above."""
+    allowed_hosts = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed_hosts:
+        allowed_hosts = ["localhost", "127.0.0.1", "[::1]"]
+    return OriginValidator(application, allowed_hosts)
 
 
 @database_sync_to_async
@@ -34,11 +71,8 @@ def user_for_token(token: str):
 
 class BearerTokenAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope, receive, send):
-        scheme, _, token = (
-            dict(scope["headers"]).get(b"authorization", b"").decode("latin1").partition(" ")
-        )
-        if scheme.lower() == "bearer":
-            token = token.strip()
+        token = parse_bearer(dict(scope["headers"]).get(b"authorization", b"").decode("latin1"))
+        if token is not None:
             user = await user_for_token(token) if TOKEN_PATTERN.fullmatch(token) else None
             if user is None:
                 return await WebsocketDenier()(scope, receive, send)

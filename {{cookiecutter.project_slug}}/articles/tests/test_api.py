@@ -41,6 +41,14 @@ class TestCreate:
         assert sorted(body["tags"]) == ["async", "django"]
         assert await Article.objects.filter(pk=body["id"], tags__name="async").aexists()
 
+    async def test_a_tag_the_schema_admits_is_never_too_long_once_lowercased(
+        self, async_client, author
+    ):
+        """Each "İ" lowercases to two characters: 50 of them met the schema and got 422."""
+        _, headers = author
+        body = await create(async_client, headers, tags=["İ" * 50, "İstanbul"])
+        assert sorted(body["tags"]) == ["i" * 50, "istanbul"]
+
     async def test_reuses_existing_tags(self, async_client, author):
         _, headers = author
         await create(async_client, headers, tags=["django"])
@@ -281,6 +289,19 @@ class TestChange:
         response = await async_client.delete(article_url(999_999), headers=headers)
         assert response.status_code == 404
 
+    async def test_one_or_more_spaces_after_bearer_work_everywhere(self, async_client, author):
+        """RFC 9110 allows 1*SP; django-ninja's HttpBearer split on a single space."""
+        _, headers = author
+        spaced = {"Authorization": headers["Authorization"].replace(" ", "  ", 1)}
+        created = await create(async_client, spaced)
+        url = article_url(created["id"])
+        patched = await async_client.patch(
+            url, {"title": "New"}, content_type="application/json", headers=spaced
+        )
+        assert patched.status_code == 200
+        assert (await async_client.get(url, headers=spaced)).status_code == 200
+        assert (await async_client.delete(url, headers=spaced)).status_code == 204
+
     async def test_author_deletes(self, async_client, author):
         _, headers = author
         created = await create(async_client, headers)
@@ -297,6 +318,15 @@ class TestDocs:
         assert {"/api/articles/", "/api/articles/{article_id}/", "/api/articles/stats/"} <= set(
             paths
         )
+
+    @pytest.mark.parametrize("path", ["/api/openapi.json", "/api/docs"])
+    @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "TRACE"])
+    async def test_the_docs_answer_only_get_and_head(self, async_client, path, method):
+        response = await async_client.generic(method, path)
+        assert response.status_code == 405
+        assert response["Allow"] == "GET, HEAD"
+        assert response.json() == {"detail": "Method not allowed."}
+        assert (await async_client.head(path)).status_code == 200
 
     async def test_interactive_docs_load_scripts_from_this_site(self, async_client):
         response = await async_client.get("/api/docs")

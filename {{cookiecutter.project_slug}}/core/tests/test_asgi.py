@@ -1,15 +1,19 @@
 """core.asgi.ASGIHandler: no thread for async-only requests, Django's behaviour otherwise;
-request bodies under their cap (core/limits.py), HEAD without its body."""
+request bodies under their cap (core/limits.py), HEAD without its body, a client that
+left never an error."""
 
 import asyncio
 import contextlib
 import json
+import logging
+import socket
 import tempfile
 import threading
 from unittest import mock
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -20,7 +24,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from config.urls import urlpatterns as project_urlpatterns
 from core import limits
-from core.asgi import ASGIHandler, IdleThreads
+from core.asgi import CLOSED_TRANSPORT, ASGIHandler, IdleThreads
 from core.limits import max_body
 from core.testing import asgi_request, count_thread_hops, http_scope
 
@@ -173,6 +177,51 @@ def test_idle_threads_are_bounded():
         threads.give_back(executor)
     assert threads.idle == borrowed[:2]
     assert borrowed[2]._shutdown
+
+
+def opened_connections():
+    """Patch every database connection opened to be recorded, with an event for the first."""
+    opened: list[BaseDatabaseWrapper] = []
+    first = threading.Event()
+    ensure_connection = BaseDatabaseWrapper.ensure_connection
+
+    def recording(wrapper):
+        ensure_connection(wrapper)
+        if wrapper not in opened:
+            opened.append(wrapper)
+            first.set()
+
+    patch = mock.patch.object(BaseDatabaseWrapper, "ensure_connection", recording)
+    return patch, opened, first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retired_idle_thread_closes_its_connections():
+    threads = IdleThreads(limit=0)
+    executor = threads.borrow()
+    patch, opened, _ = opened_connections()
+    with patch:
+        executor.submit(lambda: get_user_model().objects.count()).result(timeout=5)
+    threads.give_back(executor)
+    executor.shutdown(wait=True)
+    assert opened and opened[0].connection is None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("core.tests.urls")
+async def test_a_cancelled_request_closes_the_connection_its_thread_opened():
+    handler = ASGIHandler()
+    patch, opened, first = opened_connections()
+    with patch:
+        request = asyncio.ensure_future(asgi_request(handler, path="/tests/count-users-then-wait/"))
+        assert await asyncio.to_thread(first.wait, 5)
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+    # The request's thread is idle again, and runs what is submitted after the cleanup.
+    (thread,) = handler.threads.idle
+    await asyncio.wrap_future(thread.submit(lambda: None))
+    assert opened[0].connection is None
 
 
 # The request-body cap (core/limits.py) and HEAD.
@@ -367,3 +416,74 @@ async def test_head_never_iterates_a_streaming_body(cap):
     get = await asgi_request(ASGIHandler(), "GET", "/tests/streamed/")
     assert get.body == b"chunk"
     assert BODY_RECEIVED == ["iterated", "closed"]
+
+
+# uvloop's error for a write to a transport that closed under the response.
+UVLOOP_CLOSED = RuntimeError(
+    "unable to perform operation on <TCPTransport closed=True reading=False>; the handler is closed"
+)
+
+
+class LeavingClient:
+    """Sends a GET, then fails the `fail_at`th message the handler sends with `error`."""
+
+    def __init__(self, error: Exception, fail_at: int = 2):
+        self.error, self.fail_at = error, fail_at
+        self.sent = []
+        self.request_sent = False
+
+    async def receive(self):
+        if not self.request_sent:
+            self.request_sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        # uvicorn never tells a pipelined request that its client left (core/protocol.py).
+        await asyncio.Event().wait()
+
+    async def send(self, message):
+        self.sent.append(message)
+        if len(self.sent) == self.fail_at:
+            raise self.error
+
+
+@pytest.mark.parametrize("fail_at", [1, 2])
+@pytest.mark.parametrize("error", [UVLOOP_CLOSED, ConnectionResetError(104, "reset")])
+async def test_a_send_to_a_client_that_left_ends_the_request_quietly(error, fail_at, caplog):
+    finished = []
+
+    def receiver(**kwargs):
+        finished.append(True)
+
+    client = LeavingClient(error, fail_at)
+    signals.request_finished.connect(receiver)
+    try:
+        await ASGIHandler()(http_scope("GET", "/healthz"), client.receive, client.send)
+    finally:
+        signals.request_finished.disconnect(receiver)
+    assert len(client.sent) == fail_at
+    assert finished == [True]
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+async def test_any_other_error_of_a_send_is_raised():
+    client = LeavingClient(RuntimeError("Response content longer than Content-Length"))
+    with pytest.raises(RuntimeError, match="longer than"):
+        await ASGIHandler()(http_scope("GET", "/healthz"), client.receive, client.send)
+
+
+def test_uvloop_words_a_write_to_a_closed_transport_as_the_handler_expects():
+    uvloop = pytest.importorskip("uvloop")
+
+    async def write_after_close():
+        ours, theirs = socket.socketpair()
+        with theirs:
+            loop = asyncio.get_running_loop()
+            transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+            transport.close()
+            await asyncio.sleep(0)
+            with pytest.raises(RuntimeError) as raised:
+                transport.write(b"late")
+        return str(raised.value)
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        message = runner.run(write_after_close())
+    assert CLOSED_TRANSPORT in message

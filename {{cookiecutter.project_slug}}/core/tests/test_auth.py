@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.http import JsonResponse
 
-from core.auth import auser_from_token, token_required
+from core.auth import auser_from_token, parse_bearer, token_required
 from core.models import ApiToken, hash_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,3 +77,19 @@ def test_sync_views_use_the_same_auth(rf):
     response = view(rf.get("/", headers={"Authorization": f"Bearer {raw}"}))
     assert response.status_code == 200
     assert json.loads(response.content) == {"username": "grace"}
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [
+        ("Bearer abc", "abc"),
+        ("Bearer  abc", "abc"),  # 1*SP (RFC 9110 11.4)
+        ("bEaReR   abc ", "abc"),
+        ("Bearer", ""),
+        ("Bearer a b", "a b"),
+        ("Basic abc", None),
+        ("", None),
+    ],
+)
+def test_one_parser_reads_every_bearer_header(header, token):
+    assert parse_bearer(header) == token

@@ -30,3 +30,58 @@ async def test_a_disallowed_host_is_400_json_for_api_clients():
     response = await AsyncClient().get("/api/nothing/", headers={"Host": "evil.example"})
     assert response.status_code == 400
     assert response.json() == {"detail": "Bad request."}
+
+
+# A CSRF cookie the check accepts the format of: the request gets as far as reading its body.
+CSRF_COOKIE = "csrftoken=" + "a" * 32
+
+
+@pytest.mark.parametrize("accept", [None, BROWSER, "application/json"])
+async def test_an_error_page_that_fails_itself_answers_json(accept):
+    """A form in a charset other than UTF-8: Django raises BadRequest where the CSRF check
+    reads request.POST, and its HTML pages read it again. Never the server's own 500."""
+    headers = {"Cookie": CSRF_COOKIE}
+    if accept:
+        headers["Accept"] = accept
+    response = await AsyncClient(enforce_csrf_checks=True).post(
+        "/healthz",
+        "a=b",
+        content_type="application/x-www-form-urlencoded; charset=iso-8859-1",
+        headers=headers,
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Bad request."}
+
+
+@pytest.mark.parametrize(
+    ("path", "accept"),
+    [("/healthz", "application/json"), ("/admin/login/", "application/json")],
+)
+async def test_a_failed_csrf_check_is_403_json_for_api_clients(path, accept):
+    response = await AsyncClient(enforce_csrf_checks=True).post(path, headers={"Accept": accept})
+    assert response.status_code == 403
+    assert response.json() == {"detail": "CSRF verification failed: CSRF cookie not set."}
+
+
+async def test_a_failed_csrf_check_is_still_djangos_page_for_browsers():
+    response = await AsyncClient(enforce_csrf_checks=True).post(
+        "/admin/login/", headers={"Accept": BROWSER}
+    )
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+async def test_a_missing_slash_keeps_the_method_and_says_where_as_json(method):
+    response = await AsyncClient().generic(
+        method, "/auth/whoami?x=1", headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 308
+    assert response["Location"] == "/auth/whoami/?x=1"
+    assert response.json() == {"detail": "Moved permanently to /auth/whoami/?x=1."}
+
+
+async def test_a_missing_slash_on_a_get_is_still_a_301():
+    response = await AsyncClient().get("/auth/whoami", headers={"Accept": BROWSER})
+    assert response.status_code == 301
+    assert response["Location"] == "/auth/whoami/"

@@ -74,6 +74,27 @@ async def test_a_changed_file_gets_a_new_etag(async_client, media):
     assert response["ETag"] != etag
 
 
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("notes.txt.gz", "application/gzip"),
+        ("backup.tar.gz", "application/gzip"),
+        ("backup.tar.xz", "application/x-xz"),
+        ("backup.tar.bz2", "application/x-bzip"),
+        ("page.html.br", "application/x-brotli"),
+        ("old.Z", "application/x-compress"),
+    ],
+)
+async def test_a_compressed_file_is_served_as_itself(async_client, media, name, content_type):
+    """Not as its content with a Content-Encoding: clients would decompress it on the way."""
+    (media / name).write_bytes(b"\x1f\x8b compressed bytes")
+    for method in ("GET", "HEAD"):
+        response = await async_client.generic(method, f"/files/{name}")
+        assert response.status_code == 200
+        assert response["Content-Type"] == content_type
+        assert "Content-Encoding" not in response
+
+
 async def test_uploaded_html_cannot_run_script(async_client, media):
     response = await async_client.get("/files/page.html")
     assert response["Content-Security-Policy"] == "sandbox; default-src 'none'"

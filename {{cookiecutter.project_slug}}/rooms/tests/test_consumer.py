@@ -99,6 +99,19 @@ async def test_a_foreign_or_missing_origin_is_refused_before_accept(origin):
     assert not connected
 
 
+@pytest.mark.parametrize(
+    "origin",
+    [b"http://[", b"http://[::1", b"http://a]", b"http://localhost:99999", b"http://localhost:x"],
+)
+async def test_an_origin_that_is_not_a_url_is_refused_quietly(origin, caplog):
+    """Channels' OriginValidator raises ValueError on these: an HTTP 500 and a traceback."""
+    client = WebsocketCommunicator(application, "/ws/rooms/lobby/", headers=[(b"origin", origin)])
+    connected, code = await client.connect()
+    assert not connected
+    assert code == 1000  # refused before accept: the server answers the handshake 403
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+
+
 async def test_a_message_costs_no_thread_hop():
     """Channels' own dispatch hops to a thread before each frame and each room message."""
     client = room()

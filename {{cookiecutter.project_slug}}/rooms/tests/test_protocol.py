@@ -2,7 +2,8 @@
 
 These fail if uvicorn changes what rooms/protocol.py relies on (the
 websockets-sansio implementation's `conn`, `handshake_initiated`, `frames`,
-`curr_msg_data_type`, `handle_parser_exception`): re-read
+`curr_msg_data_type`, `handle_parser_exception`, `pause_writing` and
+`resume_writing`) or websockets does (ServerProtocol's `send_frame`): re-read
 uvicorn/protocols/websockets/websockets_sansio_impl.py then.
 """
 
@@ -134,5 +135,40 @@ async def test_good_text_still_reaches_the_application():
         await asyncio.sleep(0.01)
     assert "Zoë ☕".encode() in transport.written[sent:]
     assert not transport.closed
+    protocol.connection_lost(None)
+    await asyncio.sleep(0)
+
+
+def ping_frame(payload: bytes) -> bytes:
+    """A masked ping from a client."""
+    mask = os.urandom(4)
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return struct.pack("!BB", 0x89, 0x80 | len(payload)) + mask + masked
+
+
+async def test_pings_are_not_answered_while_the_client_is_not_reading():
+    protocol, transport = connect()
+    protocol.data_received(HANDSHAKE + b"\r\n")
+    for _ in range(50):
+        if b"101 Switching Protocols" in transport.written:
+            break
+        await asyncio.sleep(0.01)
+    assert b"101 Switching Protocols" in transport.written
+    protocol.data_received(ping_frame(b"a" * 125))
+    assert transport.written.endswith(b"\x8a\x7d" + b"a" * 125)  # answered at once
+
+    # The transport's buffer is over its high-water mark: the client is not reading.
+    protocol.pause_writing()
+    written = len(transport.written)
+    for n in range(1000):
+        protocol.data_received(ping_frame(b"%03d" % n + b"p" * 122))
+    assert len(transport.written) == written
+    assert not transport.closed
+
+    # Drained: one pong, for the latest ping (RFC 6455 5.5.3).
+    protocol.resume_writing()
+    assert transport.written[written:] == b"\x8a\x7d" + b"999" + b"p" * 122
+    protocol.data_received(ping_frame(b"b"))
+    assert transport.written.endswith(b"\x8a\x01b")
     protocol.connection_lost(None)
     await asyncio.sleep(0)
