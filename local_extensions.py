@@ -1,8 +1,11 @@
 """Jinja filters that escape answers for the file they land in, and template facts.
 
 Cookiecutter loads this module through ``_extensions`` in cookiecutter.json. A
-project name such as ``Zoë's "Café" \\ API`` must still bake a pyproject.toml
-that parses, Python that compiles and Markdown that renders as typed.
+project name such as ``Zoë's "Café" & <Bar> \\ API`` must still bake a
+pyproject.toml that parses, Python that compiles and Markdown that renders as
+typed. Each filter also drops the spaces around an answer, which a prompt keeps
+and which no file wants (a trailing space in Markdown is a line break).
+HTML needs no filter: answers reach it only through Django's autoescaping.
 """
 
 import json
@@ -14,13 +17,16 @@ from jinja2.ext import Extension
 TEMPLATE_ROOT = Path(__file__).resolve().parent
 PROJECT_TEMPLATE = TEMPLATE_ROOT / "{{cookiecutter.project_slug}}"
 
-# Characters that start emphasis, code, links, HTML or tables wherever they stand.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~])")
+# Characters that start emphasis, code, links, HTML, entities or tables wherever they stand.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~&])")
+# What starts a block at the beginning of a line: a list item ("-", "+", "1." or
+# "1)"), a thematic break or a setext underline ("---", "===").
+_MARKDOWN_LINE_START = re.compile(r"^(\d*)([-+=.)])")
 
 
 def toml_string(value: str) -> str:
     """A TOML basic string; JSON string escapes are a subset of TOML's."""
-    return json.dumps(str(value), ensure_ascii=False)
+    return json.dumps(str(value).strip(), ensure_ascii=False)
 
 
 def python_string(value: str) -> str:
@@ -29,7 +35,7 @@ def python_string(value: str) -> str:
     JSON string escapes are valid Python; ruff prefers double quotes unless
     single quotes need fewer escapes.
     """
-    text = str(value)
+    text = str(value).strip()
     body = json.dumps(text, ensure_ascii=False)[1:-1]
     if text.count('"') > text.count("'"):
         return "'" + body.replace('\\"', '"').replace("'", "\\'") + "'"
@@ -37,8 +43,12 @@ def python_string(value: str) -> str:
 
 
 def markdown_text(value: str) -> str:
-    """Text with every Markdown control character backslash-escaped."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(value))
+    """Text with every Markdown control character backslash-escaped (CommonMark).
+
+    The text is one line: pre_gen_project refuses line breaks in answers.
+    """
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", str(value).strip())
+    return _MARKDOWN_LINE_START.sub(r"\1\\\2", text, count=1)
 
 
 # Options whose feature carries live events through the `broker` choice.

@@ -8,6 +8,7 @@ import json
 import keyword
 import re
 import sys
+import unicodedata
 
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 # cookiecutter.json as declared (its choice lists), under cookiecutter and cruft alike.
@@ -46,6 +47,8 @@ DEPENDENCY_MODULES = {
 }
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,39}")
 EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+# Unicode categories of control characters and of line and paragraph separators.
+NOT_ONE_LINE = {"Cc", "Zl", "Zp"}
 
 
 def slug_problem(slug: str) -> str | None:
@@ -60,8 +63,21 @@ def slug_problem(slug: str) -> str | None:
     return None
 
 
+def is_one_line(text: str) -> bool:
+    """Whether `text` has no line break or other control character.
+
+    A prompt cannot type one, but an answer given another way (--replay,
+    extra_context, a cruft update) can, and would break the README's heading.
+    """
+    return not any(unicodedata.category(char) in NOT_ONE_LINE for char in text)
+
+
 def problems():
     """Yield (field, value, what is allowed) for each bad answer."""
+    for field, declared in DECLARED.items():
+        value = ANSWERS.get(field)
+        if isinstance(declared, str) and isinstance(value, str) and not is_one_line(value):
+            yield field, value, "it must be one line, without control characters"
     if not ANSWERS["project_name"].strip():
         yield "project_name", ANSWERS["project_name"], "it must not be empty"
     reason = slug_problem(ANSWERS["project_slug"])

@@ -4,6 +4,7 @@ import re
 
 from django.apps import apps
 from django.urls import resolve
+from django.utils.html import escape
 
 from core.testing import HANDLER_HOPS, request_hops
 
@@ -20,10 +21,12 @@ async def test_home_lists_every_enabled_feature(async_client):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
     html = response.content.decode()
-    assert f"<title>{apps.get_app_config('core').verbose_name}</title>" in html
+    # Names and summaries are text, escaped as Django's autoescaping does: the
+    # project's name may hold ' " & < >.
+    assert f"<title>{escape(apps.get_app_config('core').verbose_name)}</title>" in html
     for app in described_apps():
-        assert app.verbose_name in html
-        assert app.summary.replace("<", "&lt;").replace(">", "&gt;") in html
+        assert escape(app.verbose_name) in html
+        assert escape(app.summary) in html
     if not described_apps():
         assert "No optional feature is enabled." in html
 
@@ -32,7 +35,7 @@ async def test_home_links_what_the_features_offer(async_client):
     html = (await async_client.get("/")).content.decode()
     links = [app.home_link for app in described_apps() if hasattr(app, "home_link")]
     for text, _ in links:
-        assert f">{text}</a>" in html
+        assert f">{escape(text)}</a>" in html
     for href in re.findall(r'href="(/[^"]*)"', html):
         if not href.startswith("/static/"):
             resolve(href)  # raises Resolver404 for a dead link
