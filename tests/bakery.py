@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cookiecutter.main import cookiecutter
 from filelock import FileLock
-from matrix import TEMPLATE_DIR
+from matrix import TEMPLATE_DIR, pythons
 
 # Files that differ between two bakes of the same answers, or are made by running.
 UNSTABLE = {".env", "uv.lock"}
@@ -111,7 +111,7 @@ def run(command: list[str], cwd: Path, env: dict | None = None, timeout: float =
 
 
 class Environments:
-    """One virtual environment per distinct pyproject.toml, shared by the projects that have it.
+    """One virtual environment per distinct pyproject.toml and Python, shared by the projects.
 
     A baked project is not installed into its environment (uv `package = false`),
     so two projects with the same pyproject.toml need exactly the same one.
@@ -121,13 +121,19 @@ class Environments:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
 
-    def python_for(self, project: Path) -> Path:
-        key = hashlib.sha256((project / "pyproject.toml").read_bytes()).hexdigest()[:16]
-        venv = self.root / key
+    def python_for(self, project: Path, python: str | None = None) -> Path:
+        """The interpreter of `project`'s environment on `python` ("3.13").
+
+        `python` defaults to the oldest of matrix.pythons(), the Pythons the
+        project declares that this machine has; uv never downloads one.
+        """
+        python = python or pythons()[0]
+        digest = hashlib.sha256((project / "pyproject.toml").read_bytes()).hexdigest()[:16]
+        venv = self.root / f"{digest}-py{python}"
         with FileLock(str(venv) + ".lock"):
             if not (venv / "ready").exists():
                 run(
-                    ["uv", "sync", "--quiet", "--python", "3.12"],
+                    ["uv", "sync", "--quiet", "--no-python-downloads", "--python", python],
                     cwd=project,
                     env={"UV_PROJECT_ENVIRONMENT": str(venv)},
                 )

@@ -1,15 +1,88 @@
 import contextlib
+import json
 import os
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
+import sharding
 from bakery import Environments
+from matrix import installed_pythons, pythons
 from servers import IN_CI, ServerUnavailable, postgres_server, redis_server
 
 # Baked projects get environments of their own, never the template's.
 os.environ.pop("VIRTUAL_ENV", None)
+# Let every interpreter cache the bytecode it compiles. With PYTHONDONTWRITEBYTECODE set
+# (as some sandboxes and images do), every baked pytest, and every subprocess its tests
+# start, compiled Django, pytest and the rest from source again: about 1 s of CPU per
+# all-features tree in a fresh environment, 2.7 s in one another tree has used.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("matrix", "the option matrix (tests/test_matrix.py)")
+    group.addoption(
+        "--num-shards",
+        type=int,
+        default=1,
+        help="split the suite into N shards balanced by tests/durations.json (tests/sharding.py)",
+    )
+    group.addoption(
+        "--shard-id", type=int, default=0, help="run shard I of --num-shards, 0 <= I < N"
+    )
+    group.addoption(
+        "--durations-file",
+        type=Path,
+        default=sharding.DURATIONS_FILE,
+        help="measured seconds per test for sharding and ordering (default: %(default)s)",
+    )
+    group.addoption(
+        "--matrix-report",
+        type=Path,
+        metavar="PATH",
+        help="write each test's seconds, phase times and twin as JSON: a new --durations-file",
+    )
+    group.addoption(
+        "--baked-junit",
+        type=Path,
+        metavar="DIR",
+        help="each baked project's pytest writes DIR/<test id>.xml (JUnit)",
+    )
+
+
+def pytest_configure(config):
+    num_shards, shard_id = config.getoption("num_shards"), config.getoption("shard_id")
+    if not 0 <= shard_id < num_shards:
+        raise pytest.UsageError(f"--shard-id must be in [0, {num_shards}), not {shard_id}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep this run's shard only, and start the longest matrix combinations first."""
+    num_shards, shard_id = config.getoption("num_shards"), config.getoption("shard_id")
+    durations = sharding.load_durations(config.getoption("durations_file"))
+    if num_shards > 1:
+        keep = set(sharding.split([item.nodeid for item in items], num_shards, durations)[shard_id])
+        deselected = [item for item in items if item.nodeid not in keep]
+        items[:] = [item for item in items if item.nodeid in keep]
+        config.hook.pytest_deselected(items=deselected)
+    by_id = {item.nodeid: item for item in items}
+    items[:] = [by_id[t] for t in sharding.longest_first(list(by_id), durations)]
+
+
+def pytest_report_header(config):
+    """Say which Pythons the baked projects run on (the declared ones this machine has)
+    and which shard of the suite this run is."""
+    lines = []
+    num_shards = config.getoption("num_shards")
+    if num_shards > 1:
+        lines.append(f"shard {config.getoption('shard_id')} of {num_shards} (0-based)")
+    try:
+        found = pythons()
+    except RuntimeError as problem:  # the tests that bake fail with it; the others run
+        return [*lines, f"baked projects: {problem}"]
+    listed = ", ".join(f"{version} ({installed_pythons()[version]})" for version in found)
+    return [*lines, f"baked projects run on Python {listed} (tests/matrix.py: cases())"]
 
 
 @pytest.fixture(scope="session")
@@ -65,16 +138,27 @@ def phase(record_property):
 _phase_times: dict[str, list[float]] = defaultdict(list)
 _identical: list[str] = []
 _run_started = time.perf_counter()
+# Per test id: seconds (setup, call and teardown) and what the test recorded.
+_report: dict[str, dict] = defaultdict(lambda: {"seconds": 0.0})
 
 
 def pytest_runtest_logreport(report):
+    entry = _report[report.nodeid]
+    entry["seconds"] = round(entry["seconds"] + report.duration, 2)
     if report.when != "call":
         return
     for key, value in report.user_properties:
+        entry[key] = round(value, 2) if isinstance(value, float) else value
         if key.startswith("phase:"):
             _phase_times[key.removeprefix("phase:")].append(value)
         elif key == "identical_to":
             _identical.append(value)
+
+
+def pytest_sessionfinish(session):
+    path = session.config.getoption("matrix_report")
+    if path and not hasattr(session.config, "workerinput"):  # the xdist controller, or no xdist
+        path.write_text(json.dumps(dict(sorted(_report.items())), indent=1) + "\n")
 
 
 def pytest_terminal_summary(terminalreporter):
