@@ -13,6 +13,9 @@ from servers import IN_CI, ServerUnavailable, postgres_server, redis_server
 
 # Baked projects get environments of their own, never the template's.
 os.environ.pop("VIRTUAL_ENV", None)
+# Options for this run (CI jobs name their part here) must not reach the baked
+# projects' own pytest, which inherits the environment; pytest has read them.
+os.environ.pop("PYTEST_ADDOPTS", None)
 # Let every interpreter cache the bytecode it compiles. With PYTHONDONTWRITEBYTECODE set
 # (as some sandboxes and images do), every baked pytest, and every subprocess its tests
 # start, compiled Django, pytest and the rest from source again: about 1 s of CPU per
