@@ -76,6 +76,7 @@ async def test_a_hanging_database_check_neither_holds_the_answer_nor_leaks_its_c
     settings.READINESS_CHECKS = {"database": "core.readiness.database"}
     settings.READINESS_TIMEOUT = 0.05
     release, returned, closed = threading.Event(), threading.Event(), threading.Event()
+    entered = threading.Event()
     held = []
     ensure_connection = BaseDatabaseWrapper.ensure_connection
 
@@ -85,6 +86,7 @@ async def test_a_hanging_database_check_neither_holds_the_answer_nor_leaks_its_c
             held.append(wrapper)
             close = wrapper.close
             wrapper.close = lambda: (close(), closed.set())
+            entered.set()
             release.wait(timeout=5)
             returned.set()
 
@@ -92,8 +94,11 @@ async def test_a_hanging_database_check_neither_holds_the_answer_nor_leaks_its_c
         with mock.patch.object(BaseDatabaseWrapper, "ensure_connection", connect_then_hang):
             response = await asgi_request(application, path="/readyz")
         # Answered while the query still hangs: before, the end of the request
-        # waited for the thread the query held.
-        assert held and not returned.is_set()
+        # waited for the thread the query held. (On a loaded machine the
+        # timeout may pass before the check's thread even starts.)
+        assert not returned.is_set()
+        assert await asyncio.to_thread(entered.wait, 5)
+        assert not returned.is_set()
     finally:
         release.set()
     assert response.status == 503

@@ -75,7 +75,6 @@ def run_sync(middleware, method, path, extra, **client_options):
         return getattr(client, method)(path, **extra, **client_options)
 
 
-@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("scenario", SCENARIOS)
 @pytest.mark.parametrize("ssl_redirect", [False, True])
 async def test_same_outcome_as_django_under_asgi(scenario, ssl_redirect, settings):

@@ -19,9 +19,6 @@ from rooms import auth
 from rooms.consumers import INTERNAL_ERROR, POLICY_VIOLATION, RoomConsumer
 from rooms.tests.conftest import members, room
 
-# Channels' auth middleware closes stale database connections around its session lookup.
-pytestmark = pytest.mark.django_db(transaction=True)
-
 
 async def test_a_message_reaches_everyone_in_the_room_sender_included():
     alice, bob, elsewhere = room(), room(), room("kitchen")
@@ -147,6 +144,9 @@ async def test_a_flood_is_told_then_closed_with_policy_violation(settings, chann
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
+# The user is looked up on asgiref's thread, on its own connection: it must see
+# what the test committed.
+@pytest.mark.django_db(transaction=True)
 async def test_a_session_user_is_named():
     user = await get_user_model().objects.acreate_user("ada", password="a long passphrase")
     browser = AsyncClient()
@@ -159,6 +159,7 @@ async def test_a_session_user_is_named():
     await client.disconnect()
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_a_bearer_token_user_is_named():
     user = await get_user_model().objects.acreate(username="grace")
     _, token = await ApiToken.aissue(user)
@@ -169,6 +170,7 @@ async def test_a_bearer_token_user_is_named():
     await client.disconnect()
 
 
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("token", ["n0t-a-real-token" * 3, "short"])
 async def test_a_bad_bearer_token_is_refused(token):
     connected, _ = await room(headers=[(b"authorization", f"Bearer {token}".encode())]).connect()
