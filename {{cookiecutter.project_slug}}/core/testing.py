@@ -1,4 +1,5 @@
-"""Test helpers: drive the real ASGI handler, and count thread hops while it runs.
+"""Test helpers: drive the real ASGI handler, count thread hops while it runs, and
+feed uvicorn's protocols through a fake transport.
 
 Django's test clients bypass parts of the ASGI handler (its per-request
 thread context, the request_started/finished signals), so hop counts must be
@@ -21,6 +22,38 @@ from django.utils.module_loading import import_string
 # Django's ASGI handler hops twice per request: the request_started receivers,
 # and response.close() (request_finished).
 HANDLER_HOPS = 2
+
+
+class FakeTransport(asyncio.Transport):
+    """A transport that keeps what a server protocol writes, for driving uvicorn's
+    protocols (or a subclass of the project's) without a socket."""
+
+    def __init__(self):
+        super().__init__()
+        self.written = b""
+        self.closed = False
+
+    def get_extra_info(self, name, default=None):
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
+            name, default
+        )
+
+    def write(self, data):
+        self.written += data
+
+    def close(self):
+        self.closed = True
+
+    abort = close
+
+    def is_closing(self):
+        return self.closed
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
 
 
 @dataclass

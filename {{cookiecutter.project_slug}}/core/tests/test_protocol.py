@@ -13,37 +13,9 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from core.protocol import MAX_PIPELINED, HttpToolsProtocol
+from core.testing import FakeTransport
 
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
-
-
-class Transport(asyncio.Transport):
-    def __init__(self):
-        super().__init__()
-        self.written = b""
-        self.closed = False
-
-    def get_extra_info(self, name, default=None):
-        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
-            name, default
-        )
-
-    def write(self, data):
-        self.written += data
-
-    def close(self):
-        self.closed = True
-
-    abort = close
-
-    def is_closing(self):
-        return self.closed
-
-    def pause_reading(self):
-        pass
-
-    def resume_reading(self):
-        pass
 
 
 class SlowApp:
@@ -64,12 +36,12 @@ class SlowApp:
         self.after_answer.append((await receive())["type"])
 
 
-def connect(app) -> tuple[HttpToolsProtocol, Transport]:
+def connect(app) -> tuple[HttpToolsProtocol, FakeTransport]:
     config = Config(app=app, http="core.protocol:HttpToolsProtocol", log_config=None)
     config.load()
     assert config.http_protocol_class is HttpToolsProtocol
     protocol = HttpToolsProtocol(config, ServerState(), app_state={})
-    transport = Transport()
+    transport = FakeTransport()
     protocol.connection_made(transport)
     return protocol, transport
 

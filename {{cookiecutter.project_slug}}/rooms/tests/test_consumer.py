@@ -181,20 +181,27 @@ class LayerDown(Exception):
     """What a channel layer raises when its server is gone (redis.ConnectionError, say)."""
 
 
+async def http_refusal(client) -> tuple[int, list, dict]:
+    """Connect as uvicorn would, offering the extension that lets a refusal carry an
+    HTTP status; return the refusal's status, headers and JSON body."""
+    client.scope["extensions"] = {"websocket.http.response": {}}
+    await client.send_input({"type": "websocket.connect"})
+    start = await client.receive_output()
+    body = await client.receive_output()
+    assert start["type"] == "websocket.http.response.start"
+    return start["status"], start["headers"], json.loads(body["body"])
+
+
 async def test_a_channel_layer_down_at_connect_refuses_with_503(channel_layer, monkeypatch):
     async def down(*args):
         raise LayerDown("the channel layer is down")
 
     monkeypatch.setattr(channel_layer, "group_add", down)
     client = room()
-    # uvicorn offers the extension that lets a refusal carry an HTTP status.
-    client.scope["extensions"] = {"websocket.http.response": {}}
-    await client.send_input({"type": "websocket.connect"})
-    start = await client.receive_output()
-    body = await client.receive_output()
-    assert (start["type"], start["status"]) == ("websocket.http.response.start", 503)
-    assert (b"retry-after", b"5") in start["headers"]
-    assert json.loads(body["body"]) == {"detail": "The room is unavailable; retry shortly."}
+    status, headers, body = await http_refusal(client)
+    assert status == 503
+    assert (b"retry-after", b"5") in headers
+    assert body == {"detail": "The room is unavailable; retry shortly."}
     # The server reports the refused socket gone; the consumer then ends by itself.
     await client.send_input({"type": "websocket.disconnect", "code": 1006})
     await client.wait()
@@ -288,14 +295,10 @@ async def test_a_bearer_token_with_the_database_down_is_refused_with_503(
 
     monkeypatch.setattr(auth, "user_for_token", database_down)
     client = room(headers=[(b"authorization", b"Bearer " + b"t" * 43)])
-    # uvicorn offers the extension that lets a refusal carry an HTTP status.
-    client.scope["extensions"] = {"websocket.http.response": {}}
-    await client.send_input({"type": "websocket.connect"})
-    start = await client.receive_output()
-    body = await client.receive_output()
-    assert (start["type"], start["status"]) == ("websocket.http.response.start", 503)
-    assert (b"retry-after", b"5") in start["headers"]
-    assert json.loads(body["body"]) == {"detail": "The database is unavailable; retry shortly."}
+    status, headers, body = await http_refusal(client)
+    assert status == 503
+    assert (b"retry-after", b"5") in headers
+    assert body == {"detail": "The database is unavailable; retry shortly."}
     await client.wait()
     assert [r.levelname for r in caplog.records if "database is unavailable" in r.getMessage()] == [
         "WARNING"

@@ -16,6 +16,7 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
+from core.testing import FakeTransport
 from rooms.protocol import WebSocketProtocol
 
 HANDSHAKE = (
@@ -28,33 +29,6 @@ HANDSHAKE = (
 )
 
 
-class Transport(asyncio.Transport):
-    def __init__(self):
-        super().__init__()
-        self.written = b""
-        self.closed = False
-
-    def get_extra_info(self, name, default=None):
-        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
-            name, default
-        )
-
-    def write(self, data):
-        self.written += data
-
-    def close(self):
-        self.closed = True
-
-    def is_closing(self):
-        return self.closed
-
-    def pause_reading(self):
-        pass
-
-    def resume_reading(self):
-        pass
-
-
 async def echo(scope, receive, send):
     """Accepts, then answers each text message with itself."""
     assert (await receive())["type"] == "websocket.connect"
@@ -63,21 +37,44 @@ async def echo(scope, receive, send):
         await send({"type": "websocket.send", "text": message["text"]})
 
 
-def connect(app=echo) -> tuple[WebSocketProtocol, Transport]:
+def connect(app=echo) -> tuple[WebSocketProtocol, FakeTransport]:
     config = Config(app=app, ws="rooms.protocol:WebSocketProtocol", log_config=None)
     config.load()
     assert config.ws_protocol_class is WebSocketProtocol
     protocol = WebSocketProtocol(config, ServerState(), app_state={})
-    transport = Transport()
+    transport = FakeTransport()
     protocol.connection_made(transport)
     return protocol, transport
 
 
-def text_frame(payload: bytes) -> bytes:
-    """A masked, final text frame from a client (RFC 6455 section 5.2)."""
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A masked, final frame of at most 125 bytes from a client (RFC 6455 section 5.2)."""
     mask = os.urandom(4)
     masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return struct.pack("!BB", 0x81, 0x80 | len(payload)) + mask + masked
+    return struct.pack("!BB", 0x80 | opcode, 0x80 | len(payload)) + mask + masked
+
+
+def text_frame(payload: bytes) -> bytes:
+    return client_frame(0x1, payload)
+
+
+def ping_frame(payload: bytes) -> bytes:
+    return client_frame(0x9, payload)
+
+
+async def until(condition, seconds: float = 0.5) -> None:
+    """Let the application's task run until `condition()` holds, for at most `seconds`."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    assert condition()
+
+
+async def accepted(protocol: WebSocketProtocol, transport: FakeTransport) -> None:
+    """Complete the handshake; the application accepts in a task of its own."""
+    protocol.data_received(HANDSHAKE + b"\r\n")
+    await until(lambda: b"101 Switching Protocols" in transport.written)
 
 
 @pytest.mark.parametrize(
@@ -102,12 +99,7 @@ async def test_bytes_that_are_not_http_close_the_connection():
 
 async def test_text_that_is_not_utf8_closes_1007_with_no_error_logged(caplog):
     protocol, transport = connect()
-    protocol.data_received(HANDSHAKE + b"\r\n")
-    for _ in range(50):  # the application accepts in a task of its own
-        if b"101 Switching Protocols" in transport.written:
-            break
-        await asyncio.sleep(0.01)
-    assert b"101 Switching Protocols" in transport.written
+    await accepted(protocol, transport)
     with caplog.at_level(logging.INFO, logger="uvicorn.error"):
         protocol.data_received(text_frame(b"\xff\xfe"))
     close = transport.written.rsplit(b"\r\n\r\n", 1)[1]
@@ -122,38 +114,19 @@ async def test_text_that_is_not_utf8_closes_1007_with_no_error_logged(caplog):
 
 async def test_good_text_still_reaches_the_application():
     protocol, transport = connect()
-    protocol.data_received(HANDSHAKE + b"\r\n")
-    for _ in range(50):
-        if b"101 Switching Protocols" in transport.written:
-            break
-        await asyncio.sleep(0.01)
+    await accepted(protocol, transport)
     sent = len(transport.written)
     protocol.data_received(text_frame("Zoë ☕".encode()))
-    for _ in range(50):
-        if len(transport.written) > sent:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: len(transport.written) > sent)
     assert "Zoë ☕".encode() in transport.written[sent:]
     assert not transport.closed
     protocol.connection_lost(None)
     await asyncio.sleep(0)
 
 
-def ping_frame(payload: bytes) -> bytes:
-    """A masked ping from a client."""
-    mask = os.urandom(4)
-    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
-    return struct.pack("!BB", 0x89, 0x80 | len(payload)) + mask + masked
-
-
 async def test_pings_are_not_answered_while_the_client_is_not_reading():
     protocol, transport = connect()
-    protocol.data_received(HANDSHAKE + b"\r\n")
-    for _ in range(50):
-        if b"101 Switching Protocols" in transport.written:
-            break
-        await asyncio.sleep(0.01)
-    assert b"101 Switching Protocols" in transport.written
+    await accepted(protocol, transport)
     protocol.data_received(ping_frame(b"a" * 125))
     assert transport.written.endswith(b"\x8a\x7d" + b"a" * 125)  # answered at once
 
