@@ -8,8 +8,7 @@ import redis
 {%- endif %}
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.management.color import no_style
-from django.db import connections
+from django.db import connections, transaction
 from django.test import TransactionTestCase
 from pytest_asyncio import is_async_test
 
@@ -91,14 +90,15 @@ def fixture_teardown(self: TransactionTestCase) -> None:
             if any(rows(cursor, table) != migrated[table] for table in migrated):
                 _django_fixture_teardown(self)
                 return
-        # CASCADE, which PostgreSQL's TRUNCATE needs for a table another one
-        # references, even an empty one; SQLite's DELETE does not.
-        statements = connection.ops.sql_flush(
-            no_style(),
-            [table for table in written if table not in migrated],
-            allow_cascade=connection.vendor != "sqlite",
-        )
-        connection.ops.execute_sql_flush(statements)
+        # DELETE, not the TRUNCATE of Django's flush: PostgreSQL's TRUNCATE
+        # replaces each table's files, 20 ms a test, where deleting a few rows
+        # costs under 1 ms. Django's foreign keys are checked at commit on both
+        # databases, so the tables are emptied in one transaction, in any order.
+        delete = "DELETE FROM {}"  # the table names are Django's own, quoted
+        with transaction.atomic(using=alias), connection.cursor() as cursor:
+            for table in written:
+                if table not in migrated:
+                    cursor.execute(delete.format(connection.ops.quote_name(table)))
 
 
 def nonempty_tables(cursor, connection) -> list[str]:
