@@ -1,5 +1,6 @@
 """Bake projects and run commands in them, for the template's tests."""
 
+import contextlib
 import hashlib
 import os
 import re
@@ -115,11 +116,22 @@ class Environments:
 
     A baked project is not installed into its environment (uv `package = false`),
     so two projects with the same pyproject.toml need exactly the same one.
+
+    Nearly every tree of the matrix has a pyproject.toml of its own (its dependencies
+    follow its options), so nearly every tree gets a new environment, and its first
+    run compiled Django, pydantic, pytest and the rest to bytecode again: 1.5 s of CPU
+    per tree. uv hard-links each installed file from its cache, so a module installed
+    in two environments is one file (one inode); `keep_bytecode` keeps the bytecode a
+    run compiled, by the inode of its source, and a new environment starts with what
+    was kept. Python checks a .pyc against its source's mtime and size, which a hard
+    link shares, and recompiles when they differ, so a kept file can be stale only
+    in the way any .pyc can.
     """
 
     def __init__(self, root: Path):
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        self.bytecode = root / "bytecode"
+        self.bytecode.mkdir(parents=True, exist_ok=True)
 
     def python_for(self, project: Path, python: str | None = None) -> Path:
         """The interpreter of `project`'s environment on `python` ("3.13").
@@ -137,8 +149,42 @@ class Environments:
                     cwd=project,
                     env={"UV_PROJECT_ENVIRONMENT": str(venv)},
                 )
+                self._link_kept_bytecode(venv)
                 (venv / "ready").touch()
         return venv / "bin" / "python"
+
+    def keep_bytecode(self, python: Path) -> None:
+        """Keep the bytecode that runs in `python`'s environment compiled, for new ones."""
+        for pyc in _site_packages(python.parent.parent).glob("**/__pycache__/*.*.pyc"):
+            module, tag, suffix = pyc.name.split(".", 2)  # name.cpython-312.pyc
+            if suffix != "pyc":
+                continue  # optimized bytecode: name.cpython-312.opt-1.pyc
+            try:
+                source = pyc.parent.parent / f"{module}.py"
+                kept = self.bytecode / f"{source.stat().st_ino}.{tag}.pyc"
+                if not kept.exists():
+                    # Linked under another name, then renamed: no reader sees a
+                    # half-made file, and two workers keeping one file both succeed.
+                    partial = kept.with_name(f"{kept.name}.{os.getpid()}")
+                    os.link(pyc, partial)
+                    partial.replace(kept)
+            except OSError:
+                continue  # a module without its source, or a file removed meanwhile
+
+    def _link_kept_bytecode(self, venv: Path) -> None:
+        site_packages = _site_packages(venv)
+        tag = "cpython-" + site_packages.parent.name.removeprefix("python").replace(".", "")
+        for source in site_packages.glob("**/*.py"):
+            kept = self.bytecode / f"{source.stat().st_ino}.{tag}.pyc"
+            if kept.exists():
+                pyc = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+                pyc.parent.mkdir(exist_ok=True)
+                with contextlib.suppress(FileExistsError):
+                    os.link(kept, pyc)
+
+
+def _site_packages(venv: Path) -> Path:
+    return next((venv / "lib").glob("python3*/site-packages"))
 
 
 def check_lint(python: Path, project: Path, *paths: str) -> None:

@@ -100,3 +100,4 @@ def test_combination(answers, version, tmp_path, phase, environments, claims, re
         pytest_args.append(f"--junitxml={junit.resolve() / name}.xml")
     with phase("test"):
         run([python, "-m", "pytest", *pytest_args], cwd=project, env=env)
+    environments.keep_bytecode(python)
