@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from bakery import bake, run
 from live import (
@@ -31,7 +32,8 @@ from live import (
     wait_for_status,
 )
 from matrix import TEMPLATE_DIR
-from servers import served_env, uvicorn_server
+from servers import free_port, served_env, uvicorn_server, wait_for_port
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 BAKES = {
@@ -575,3 +577,90 @@ def test_static_files_under_debug_without_collectstatic(tmp_path, environments):
             assert response.content
     assert "synchronous iterators" not in server.output()
     assert TRACEBACK not in server.output(), server.output()
+
+
+def test_manage_py_runserver_serves_every_feature_and_reloads(
+    tmp_path, environments, record_property
+):
+    """`manage.py runserver`, as a Django developer types it: the ASGI application under
+    uvicorn, with events and websockets, reloading on a saved change, stopped by Ctrl+C."""
+    project = bake(tmp_path / "bake")
+    python = environments.python_for(project)
+    env = served_env(tmp_path / "dev.sqlite3", DJANGO_DEBUG="true")
+    run([python, "manage.py", "migrate", "--noinput"], cwd=project, env=env)
+    created = run([python, "manage.py", "create_api_token", "dev"], cwd=project, env=env)
+    port = free_port()
+    log = tmp_path / "runserver.log"
+    with log.open("w") as output:
+        # A session of its own: whatever a failure leaves behind is killed as a group.
+        process = subprocess.Popen(
+            [python, "manage.py", "runserver", f"127.0.0.1:{port}"],
+            cwd=project,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_port(port, timeout=60)
+        asyncio.run(
+            runserver_session(
+                process, project, port, created.stdout.split()[-1], log, record_property
+            )
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    printed = log.read_text()
+    assert "Starting ASGI development server (uvicorn, auto-reload)" in printed, printed
+    assert "Reloading..." in printed, printed
+    assert TRACEBACK not in printed, printed
+    assert "synchronous iterators" not in printed, printed
+
+
+async def runserver_session(process, project, port, token, log, record_property) -> None:
+    url = f"http://127.0.0.1:{port}"
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+        EventSource(f"{url}/events/") as source,
+        connect(f"ws://127.0.0.1:{port}/ws/rooms/dev/", origin=url, open_timeout=10) as room,
+    ):
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        published = await client.post(
+            "/events/publish/",
+            json={"event": "order.paid", "data": {"id": 5}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert published.status_code == 202, published.text
+        [event] = await source.wait_for(1)
+        assert (event.event, json.loads(event.data)) == ("order.paid", {"id": 5})
+        await room.send(json.dumps({"message": "hello"}))
+        assert (await receive_json(room))["message"] == "hello"
+
+        # A saved change: the server process is replaced; the stream ends and
+        # resumes, the socket is closed as for a restart.
+        started = time.monotonic()
+        views = project / "core" / "views.py"
+        views.write_text(views.read_text() + "\n# edited\n")
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(room.recv(), 30)
+        assert closed.value.rcvd.code == 1012
+        async with asyncio.timeout(30):
+            while source.connects < 2:
+                await asyncio.sleep(0.05)
+        reloaded = time.monotonic() - started
+        assert source.clean_ends, source.failures
+        assert (await client.get("/healthz")).status_code == 200
+
+        # Ctrl+C, with a stream still open: the reloader and its server exit.
+        supervisor = psutil.Process(process.pid)
+        processes = [supervisor, *supervisor.children(recursive=True)]
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        returncode = await asyncio.to_thread(process.wait, 15)
+        stopped = time.monotonic() - started
+        assert returncode == 0, log.read_text()
+        _, alive = await asyncio.to_thread(psutil.wait_procs, processes, 5)
+        assert not alive, alive
+    timings(record_property, runserver_reload=reloaded, runserver_stop=stopped)

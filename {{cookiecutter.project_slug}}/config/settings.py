@@ -41,12 +41,14 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before servestatic and staticfiles, so that its `runserver` is the one
+    # run: it serves the ASGI application (core/management/commands/runserver.py).
+    "core",
     "servestatic",
     "django.contrib.staticfiles",
 {%- if cookiecutter.use_async_views %}
     "ninja",
 {%- endif %}
-    "core",
 {%- if cookiecutter.use_hybrid_middleware %}
     "request_context",
 {%- endif %}
