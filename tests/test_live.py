@@ -231,15 +231,19 @@ def test_a_browser_sees_events_and_chat(deployment, request):
             expect(events.locator(".state")).to_have_text("open", timeout=15_000)
             expect(chat.locator(".state")).to_have_text("open", timeout=15_000)
 
+            # The page gives the README's command for this server; what it publishes shows up.
+            expect(events.locator("code.publish")).to_contain_text(
+                f"curl -X POST {deployment.url}/events/publish/"
+            )
             with httpx.Client(timeout=10) as client:
                 response = client.post(
                     f"{deployment.url}/events/publish/",
-                    json={"event": "message", "data": {"text": "from the API"}},
+                    json={"event": "order.paid", "data": {"id": 5}},
                     headers=deployment.auth,
                 )
             assert response.status_code == 202
             expect(events.locator(".log li").first).to_contain_text(
-                '{"text":"from the API"}', timeout=15_000
+                f'{response.json()["id"]} order.paid{{"id":5}}', timeout=15_000
             )
 
             chat.locator("input[name=message]").fill("hello from chromium")
@@ -250,10 +254,36 @@ def test_a_browser_sees_events_and_chat(deployment, request):
             expect(chat.locator(".log li").first).to_contain_text("anonymous")
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=ARTIFACTS / f"live-{request.node.callspec.id}.png", full_page=True)
+            # A CSP violation or a failed script shows up as a console error.
+            assert console_errors == []
+            if deployment.redis:
+                panels_say_why_redis_is_down(page, deployment, expect)
+                # The refused requests are logged; a script error would be too.
+                refused = ("Failed to load resource: ", "WebSocket connection to ")
+                assert [e for e in console_errors if not e.startswith(refused)] == []
         finally:
             browser.close()
-    # A CSP violation or a failed script shows up as a console error.
-    assert console_errors == []
+
+
+def panels_say_why_redis_is_down(page, deployment, expect) -> None:
+    """With Redis stopped, a fresh page's panels say what /readyz says; then they recover."""
+    deployment.redis.stop()
+    try:
+        page.reload()
+        for panel in ("#events-panel", "#rooms-panel"):
+            problem = page.locator(f"{panel} .problem")
+            expect(problem).to_contain_text("/readyz reports redis: ", timeout=15_000)
+            expect(page.locator(f"{panel} .state")).not_to_have_text("open")
+        expect(page.locator("#events-panel .problem")).to_contain_text(
+            "the event broker is unavailable"
+        )
+        page.screenshot(path=ARTIFACTS / "live-redis-down.png", full_page=True)
+    finally:
+        deployment.redis.start()
+    # Both panels reconnect by themselves (backoff: 3 s then 6 s for events, 1, 2, 4 s for chat).
+    for panel in ("#events-panel", "#rooms-panel"):
+        expect(page.locator(f"{panel} .state")).to_have_text("open", timeout=20_000)
+        expect(page.locator(f"{panel} .problem")).to_be_hidden()
 
 
 def test_a_redis_restart_loses_no_event(redis_deployment, record_property):

@@ -294,7 +294,8 @@ HTTPX_RETRY_WAIT_INITIAL = env.float("HTTPX_RETRY_WAIT_INITIAL", default=0.1)
 # Largest response body read, decompressed, in bytes; past it: ResponseTooLarge.
 HTTPX_MAX_RESPONSE_BYTES = env.int("HTTPX_MAX_RESPONSE_BYTES", default=4 * 1024 * 1024)
 # GET /api/dashboard/: name=url,name=url, fetched at once within DASHBOARD_TIMEOUT seconds.
-DASHBOARD_SOURCES = env.str("DASHBOARD_SOURCES", default="self=http://127.0.0.1:8000/healthz")
+# A url may be a path, called on this server at the port the request came in on.
+DASHBOARD_SOURCES = env.str("DASHBOARD_SOURCES", default="self=/healthz")
 DASHBOARD_CONCURRENCY = env.int("DASHBOARD_CONCURRENCY", default=10)
 DASHBOARD_TIMEOUT = env.float("DASHBOARD_TIMEOUT", default=2.0)
 # Seconds a round's result answers later requests; concurrent requests always share a round.

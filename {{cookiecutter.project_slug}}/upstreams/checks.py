@@ -14,7 +14,7 @@ def dashboard_settings(app_configs, **kwargs):
         errors.append(
             Error(
                 str(exc),
-                hint="Example: status=https://status.example.com/api/summary.json",
+                hint="Example: self=/healthz,status=https://status.example.com/api/summary.json",
                 id="upstreams.E001",
             )
         )

@@ -4,6 +4,10 @@ Each source is fetched concurrently (at most DASHBOARD_CONCURRENCY at a time)
 and bounded by the same deadline, DASHBOARD_TIMEOUT seconds from the start:
 a slow or broken source becomes {"ok": false, "error": ...} in the answer
 instead of an error or a wait for the whole response.
+
+A source's URL may be a path (`self=/healthz`): it is called on this server,
+at the address the request came in on (`on_this_server()`), so the default
+source follows whatever port the service is served on.
 """
 
 import asyncio
@@ -24,11 +28,15 @@ SOURCE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 @dataclass(frozen=True)
 class Source:
     name: str
-    url: str
+    url: str  # an http(s) URL, or a path on this server: "/healthz"
+
+    @property
+    def is_path(self) -> bool:
+        return self.url.startswith("/")
 
 
 def parse_sources(value: str) -> list[Source]:
-    """`name=url,name=url` as sources; ValueError saying what is wrong."""
+    """`name=url,name=url` as sources, a url being http(s) or a path; ValueError saying why not."""
     entries = [entry.strip() for entry in value.split(",") if entry.strip()]
     if not entries:
         raise ValueError("DASHBOARD_SOURCES is empty; set it to name=url,name=url")
@@ -37,16 +45,37 @@ def parse_sources(value: str) -> list[Source]:
         name, separator, url = (part.strip() for part in entry.partition("="))
         if not separator or not SOURCE_NAME.fullmatch(name):
             raise ValueError(f"{entry!r} is not name=url (name: letters, digits, - and _)")
+        if any(source.name == name for source in sources):
+            raise ValueError(f"{name} appears twice")
+        # "//host/x" would be a URL without its scheme, not a path.
+        if url.startswith("/") and not url.startswith("//"):
+            sources.append(Source(name, url))
+            continue
         try:
             parsed = httpx.URL(url)
         except httpx.InvalidURL as exc:
             raise ValueError(f"{name}: {url!r} is not a URL ({exc})") from None
         if parsed.scheme not in {"http", "https"} or not parsed.host:
-            raise ValueError(f"{name}: {url!r} is not an http(s) URL")
-        if any(source.name == name for source in sources):
-            raise ValueError(f"{name} appears twice")
+            raise ValueError(f"{name}: {url!r} is not an http(s) URL or a path (/healthz)")
         sources.append(Source(name, url))
     return sources
+
+
+def on_this_server(sources: list[Source], server: tuple | None) -> list[Source]:
+    """`sources` with each path made an http URL on `server`, the request's (host, port).
+
+    `server` is the ASGI scope's: the address of the socket that accepted the
+    request, which no client can choose (the Host header is the client's to
+    write). Always http: behind a proxy the scope's scheme is the proxy's, and
+    a service serving TLS itself has a certificate for a name, not an address.
+    A path stays a path when the port is unknown (a unix socket, or no
+    `server` in the scope); fetch() reports it as that source's error.
+    """
+    host, port = server or (None, None)
+    if not host or port is None:
+        return sources
+    origin = httpx.URL(scheme="http", host=host, port=int(port))
+    return [Source(s.name, str(origin.join(s.url))) if s.is_path else s for s in sources]
 
 
 def _finite(text: str) -> float:
@@ -79,6 +108,8 @@ async def fetch(client, source: Source, deadline: float, slots: asyncio.Semaphor
     """One source's entry; never raises. `deadline` is a loop.time() instant."""
     started = time.perf_counter()
     error = None
+    if source.is_path:  # on_this_server() found no port to call it on
+        return {"ok": False, "error": "no server port for a path: use a URL", "elapsed_ms": 0.0}
     try:
         async with asyncio.timeout_at(deadline), slots:
             remaining = deadline - asyncio.get_running_loop().time()

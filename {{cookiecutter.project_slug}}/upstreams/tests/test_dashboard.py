@@ -1,10 +1,15 @@
 import asyncio
+import json
 import time
 
 import httpx
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from django.test import AsyncRequestFactory
+
+from core.tests.test_settings import read_settings
+from upstreams.views import dashboard
 
 FAST = "http://fast.test/status"
 SLOW = "http://slow.test/status"
@@ -157,6 +162,8 @@ async def test_connect_errors_are_retried(async_client, upstream, sources):
         ("a b=http://x.test/", "is not name=url"),
         ("a=ftp://x.test/", "is not an http"),
         ("a=http://x.test/,a=http://y.test/", "a appears twice"),
+        ("a=/healthz,a=http://y.test/", "a appears twice"),
+        ("a=//x.test/healthz", "is not an http"),
     ],
 )
 def test_a_bad_sources_setting_fails_the_system_check(settings, value, problem):
@@ -167,6 +174,46 @@ def test_a_bad_sources_setting_fails_the_system_check(settings, value, problem):
 
 def test_the_default_settings_pass_the_check():
     call_command("check")
+
+
+async def dashboard_served_on(server: tuple) -> dict:
+    """The dashboard's sources for a request uvicorn accepted on `server`, (host, port).
+
+    The test client always says ("testserver", "80"), so the view is called directly.
+    """
+    request = AsyncRequestFactory().get("/api/dashboard/")
+    request.scope["server"] = server
+    response = await dashboard(request)
+    assert response.status_code == 200
+    return json.loads(response.content)["sources"]
+
+
+@pytest.mark.parametrize(
+    ("server", "called"),
+    [
+        (("127.0.0.1", 8123), "http://127.0.0.1:8123/healthz"),
+        (("::1", 9000), "http://[::1]:9000/healthz"),
+    ],
+)
+async def test_the_default_source_is_this_server_on_the_port_it_is_served_on(
+    settings, upstream, server, called
+):
+    # The default as a process without DASHBOARD_SOURCES in its environment reads it.
+    settings.DASHBOARD_SOURCES = read_settings(DJANGO_DEBUG="true")["DASHBOARD_SOURCES"]
+    upstream.routes = {called: json_response({"status": "ok"})}
+    upstream.install()
+    assert (await dashboard_served_on(server))["self"]["data"] == {"status": "ok"}
+    assert upstream.calls == [called]
+
+
+async def test_a_path_source_needs_a_port_to_be_called_on(upstream, sources):
+    sources(self="/healthz", fast=FAST)
+    upstream.routes = {FAST: json_response({"up": True})}
+    # Served on a unix socket: uvicorn's scope has a path and no port.
+    results = await dashboard_served_on(("/run/app.sock", None))
+    assert results["self"]["error"] == "no server port for a path: use a URL"
+    assert results["fast"]["ok"]
+    assert upstream.calls == [FAST]
 
 
 def five_unavailable_sources(upstream, sources) -> list[str]:

@@ -2,10 +2,13 @@
 // reconnected with backoff whatever the close code: 1012 (a server restart),
 // 1011 (the room failed, Redis say), 1008 (the rate limit), 1006 (a refused
 // handshake: 503 while Redis or the database is down, or a dropped connection).
+// A browser hides why a handshake was refused, so while it is not connected
+// the panel says what the close code means and what /readyz reports failing.
 "use strict";
 (() => {
   const panel = document.getElementById("rooms-panel");
   const state = panel.querySelector(".state");
+  const problem = panel.querySelector(".problem");
   const log = panel.querySelector(".log");
   const roomForm = panel.querySelector("form.room");
   const sendForm = panel.querySelector("form.send");
@@ -13,6 +16,12 @@
   const shownLimit = 100;
   const firstRetryDelay = 1000;
   const maxRetryDelay = 30000;
+  const closeMeanings = {
+    1006: "the connection was refused or dropped",
+    1008: "closed for a policy violation, such as sending too fast",
+    1011: "the room failed on the server",
+    1012: "the server is restarting",
+  };
   let socket = null;
   let retryDelay = firstRetryDelay;
   let retryTimer = null;
@@ -33,6 +42,29 @@
     while (log.children.length > shownLimit) log.lastElementChild.remove();
   }
 
+  // What /readyz says is failing, as "name: error, name: error"; "" when nothing is.
+  async function failingChecks() {
+    try {
+      const response = await fetch(panel.dataset.readyzUrl, { cache: "no-store" });
+      const { checks = {} } = await response.json();
+      return Object.entries(checks)
+        .filter(([, check]) => !check.ok)
+        .map(([name, check]) => `${name}: ${check.error}`)
+        .join(", ");
+    } catch {
+      return "the server does not answer";
+    }
+  }
+
+  async function explain(event, delay) {
+    const meaning = closeMeanings[event.code] ?? "closed";
+    const failing = await failingChecks();
+    if (state.dataset.state === "open") return; // reconnected meanwhile
+    problem.textContent = `Not connected: ${meaning} (code ${event.code}).`
+      + `${failing ? ` /readyz reports ${failing}.` : ""} Retrying in ${Math.round(delay / 1000)} s.`;
+    problem.hidden = false;
+  }
+
   function connect() {
     clearTimeout(retryTimer);
     const room = roomForm.elements.room.value;
@@ -42,6 +74,7 @@
     setState("connecting");
     current.addEventListener("open", () => {
       retryDelay = firstRetryDelay;
+      problem.hidden = true;
       setState("open");
       add("joined", room);
     });
@@ -59,6 +92,7 @@
       add("closed", `code ${event.code}${event.reason ? `: ${event.reason}` : ""}`, true);
       setState("reconnecting");
       retryTimer = setTimeout(connect, retryDelay);
+      explain(event, retryDelay);
       retryDelay = Math.min(retryDelay * 2, maxRetryDelay);
     });
   }
