@@ -51,11 +51,18 @@ def prune(root: Path) -> None:
 
 
 def write_dotenv(root: Path) -> None:
-    """.env is .env.example with a fresh secret key and DEBUG on for development."""
+    """.env is .env.example with a fresh secret key and DEBUG on for development.
+
+    A PostgreSQL DATABASE_URL gets a fresh password for its user, the one the
+    README's recipe gives the role it creates.
+    """
     example = (root / ".env.example").read_text(encoding="utf-8")
     key = secrets.token_urlsafe(50)
     dotenv = re.sub(r"(?m)^DJANGO_SECRET_KEY=.*$", f"DJANGO_SECRET_KEY={key}", example)
     dotenv = re.sub(r"(?m)^DJANGO_DEBUG=.*$", "DJANGO_DEBUG=true", dotenv)
+    # token_hex: only characters that need no escaping in a URL, a shell or SQL.
+    password = secrets.token_hex(16)
+    dotenv = re.sub(r"(?m)^(DATABASE_URL=postgres://[^:@/]+)@", rf"\1:{password}@", dotenv)
     path = root / ".env"
     path.write_text(dotenv, encoding="utf-8")
     path.chmod(0o600)

@@ -1,4 +1,4 @@
-{% if cookiecutter | uses_redis -%}
+{% if cookiecutter | uses_redis or cookiecutter.database == "postgresql" -%}
 import os
 
 {% endif -%}
@@ -12,6 +12,9 @@ from django.db import connections, transaction
 from django.test import TransactionTestCase
 from pytest_asyncio import is_async_test
 
+{% if cookiecutter.database == "postgresql" -%}
+from core.postgresql.base import describe_failure
+{% endif -%}
 from core.static import ServeStaticMiddleware
 
 
@@ -174,6 +177,49 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if is_async_test(item) and "close_db_connections" not in item.fixturenames:
             item.fixturenames.append("close_db_connections")
+{%- if cookiecutter.database == "postgresql" %}
+
+
+# Why the tests cannot use PostgreSQL, in one line; empty when they can.
+_no_database = ""
+
+
+def pytest_sessionstart(session):
+    """Check once, before pytest-django creates the test database, that PostgreSQL answers.
+
+    Otherwise every database test fails on its own with a long traceback. When
+    it does not answer, the database tests skip with one line naming the
+    server, as the Redis tests do, and the others run; under CI=true the run
+    stops at once with that line and a failing exit code.
+    """
+    global _no_database  # set once, before any test runs
+    connection = connections["default"]
+    params = connection.get_connection_params()
+    # pytest-django creates the test database from the "postgres" database,
+    # falling back to the project's, as Django does.
+    for name in ("postgres", params["dbname"]):
+        try:
+            connection.Database.connect(**{**params, "dbname": name}).close()
+        except connection.Database.Error as exc:
+            error = exc
+        else:
+            return
+    _no_database = describe_failure(params, error)
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.exit(f"The tests need PostgreSQL: {_no_database}", returncode=1)
+
+
+def pytest_runtest_setup(item):
+    if _no_database and (
+        item.get_closest_marker("django_db") or "django_db_setup" in item.fixturenames
+    ):
+        pytest.skip(f"PostgreSQL does not answer: {_no_database}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _no_database:
+        terminalreporter.write_line(f"Database tests skipped: {_no_database}", yellow=True)
+{%- endif %}
 {%- if cookiecutter | uses_redis %}
 
 

@@ -9,6 +9,9 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+{%- if cookiecutter.use_hybrid_middleware %}
+from pythonjsonlogger.core import RESERVED_ATTRS
+{%- endif %}
 {%- if cookiecutter.use_channels and cookiecutter.broker == "redis" %}
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -108,8 +111,11 @@ TEMPLATES = [
 
 {%- if cookiecutter.database == "postgresql" %}
 
+# The role and the database the README's recipe creates, both named after the
+# project; .env adds the password the template generated (README: Run it).
+_name = "{{ cookiecutter.project_slug }}"
 DATABASES = {
-    "default": env.db("DATABASE_URL", default="postgres:///{{ cookiecutter.project_slug }}"),
+    "default": env.db("DATABASE_URL", default=f"postgres://{_name}@127.0.0.1:5432/{_name}"),
 }
 {%- else %}
 
@@ -331,6 +337,8 @@ LOGGING = {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            # Not a field: uvicorn's copy of its message with terminal colours.
+            "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
         },
     },
     "handlers": {
@@ -356,4 +364,12 @@ LOGGING = {
     },
 {%- endif %}
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
+    # uvicorn's own lines (startup, errors, one access line per request) in the
+    # same format as the project's, in every worker: uvicorn configures them
+    # before it loads the application, which then replaces their handlers.
+    # No level here: uvicorn's --log-level still decides.
+    "loggers": {
+        name: {"handlers": ["console"], "propagate": False}
+        for name in ("uvicorn", "uvicorn.access")
+    },
 }

@@ -22,10 +22,19 @@ known to be down:
   connection's `connect_timeout`. When one connects, the server is marked up
   and the next request opens a fresh pool.
 
+A process's first connection (and the first after an outage) is a direct
+one before the pool opens: a pool opened on a server that is not there
+retries in the background and makes its first client wait the whole pool
+timeout. Every connection failure this backend raises or logs is one line
+saying which server, database and user failed, why, and what to do
+(`describe_failure`); `manage.py migrate` reports it as a system check error
+(`DatabaseValidation`) instead of a traceback.
+
 The pool's own check must be off (`"check": None` in the pool options, as
 config/settings.py sets it): it would retry dead connections with a backoff.
 """
 
+import getpass
 import logging
 import threading
 import time
@@ -33,6 +42,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from django.conf import settings
+from django.core import checks
+from django.db.backends.base.validation import BaseDatabaseValidation
 from django.db.backends.postgresql import base
 
 logger = logging.getLogger(__name__)
@@ -49,7 +60,58 @@ class Outage:
     probing: bool = False
 
 
+def describe_failure(params: dict, exc: BaseException) -> str:
+    """One line: the server, database and user a connection failed to reach, why, what to do.
+
+    `params` are the connection's parameters (`host`, `port`, `dbname`, `user`,
+    as Django's get_connection_params() gives them); `exc` is the error, whose
+    first line is libpq's ("connection to server at ..., port 5432 failed:
+    Connection refused").
+    """
+    port = params.get("port") or 5432
+    where = f"{params['host']}:{port}" if params.get("host") else f"the local socket, port {port}"
+    database = params.get("dbname")
+    user = params.get("user") or getpass.getuser()  # libpq's default: the login name
+    first_line = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
+    # libpq: "connection failed: connection to server at "h", port p failed: FATAL:  <why>"
+    reason = first_line.rpartition(" failed: ")[2].removeprefix("FATAL:").strip()
+    if "database" in reason and "does not exist" in reason:
+        advice = f"create it: sudo -u postgres createdb --owner {user} {database}"
+    elif "no password supplied" in reason:
+        advice = "add the role's password to DATABASE_URL (postgres://USER:PASSWORD@HOST/NAME)"
+    elif "password" in reason or "role" in reason:
+        advice = "create the role with the password in DATABASE_URL, or correct DATABASE_URL"
+    else:
+        advice = "start PostgreSQL there, or point DATABASE_URL at a server that runs"
+    return (
+        f"PostgreSQL at {where}, database {database!r}, user {user!r}: {reason}; {advice}"
+        " (README: The database)"
+    )
+
+
+class DatabaseValidation(BaseDatabaseValidation):
+    def check(self, **kwargs):
+        """The server answers: `manage.py migrate` checks it first, and stops with one error.
+
+        One direct connection attempt, bounded by `connect_timeout`, outside the
+        pool and the outage state (a failed check is reported here, not logged).
+        """
+        params = self.connection.get_connection_params()
+        try:
+            self.connection.Database.connect(**params).close()
+        except self.connection.Database.Error as exc:
+            return [
+                checks.Error(
+                    describe_failure(params, exc),
+                    obj=f"DATABASES[{self.connection.alias!r}]",
+                    id="postgresql.E001",
+                )
+            ]
+        return []
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    validation_class = DatabaseValidation
     # Per process and alias, like the pools: every thread's wrapper shares them.
     _outages: ClassVar[dict[str, Outage]] = {}
     _outages_lock = threading.Lock()
@@ -71,8 +133,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
             try:
                 return super().get_new_connection(conn_params)
             except self.Database.OperationalError as exc:
-                self._mark_down(exc)
-                raise
+                raise self._mark_down(conn_params, exc) from exc
+        if self.pool.closed:
+            # Not opened yet: a pool opened while the server is not there would
+            # make this request wait its whole timeout, so a direct attempt first.
+            self._probe_or_mark_down(conn_params)
         # Every connection in the pool may have died with the server: one try
         # per connection, plus the one the pool opens once they are discarded.
         for _ in range(self.pool.max_size + 1):
@@ -140,20 +205,21 @@ class DatabaseWrapper(base.DatabaseWrapper):
         try:
             self.Database.connect(**conn_params).close()
         except self.Database.OperationalError as exc:
-            self._mark_down(exc)
-            raise
+            raise self._mark_down(conn_params, exc) from exc
 
-    def _mark_down(self, exc: Exception) -> None:
+    def _mark_down(self, conn_params, exc: Exception) -> Exception:
+        """Mark the server down; return the error to raise, one line saying what failed."""
         outage = self.outage
+        reason = describe_failure(conn_params, exc)
         with outage.lock:
             went_down = outage.down_since is None
             if went_down:
                 outage.down_since = time.monotonic()
-            # libpq's first line: "connection ... failed: Connection refused".
-            outage.reason = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
+            outage.reason = reason
         if went_down:
-            logger.warning("The database is down; failing fast until a probe connects: %s", exc)
+            logger.warning("The database is down; failing fast until a probe connects: %s", reason)
         self._discard_pool()
+        return self.Database.OperationalError(reason)
 
     def _discard_pool(self) -> None:
         """Close this alias's pool, if any: its waiting clients fail with PoolClosed.

@@ -1,4 +1,7 @@
-"""core.middleware.DatabaseErrorMiddleware: a value the database refuses is a 400, never a 500."""
+"""core.middleware.DatabaseErrorMiddleware: a value the database refuses is a 400, never a 500.
+
+And a database that does not answer is a 503 JSON, with DEBUG on as with it off.
+"""
 
 import logging
 
@@ -9,6 +12,8 @@ from django.http import JsonResponse
 from django.urls import path
 
 from config.urls import urlpatterns as project_urlpatterns
+from core.models import ApiToken
+from core.testing import database_down
 
 BIG = 2**63  # one past the largest 64-bit integer
 
@@ -81,3 +86,25 @@ async def test_other_integrity_errors_still_raise(async_client):
     """A unique constraint is the code's business (409, or a bug): not a client's bad value."""
     with pytest.raises(IntegrityError):
         await async_client.get("/tests/db/duplicate/")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("credential", ["token", "session"])
+async def test_the_database_down_is_a_503_with_debug_on_or_off(
+    async_client, credential, debug, settings
+):
+    """Plain views: Django's debug page never replaces the 503 (ninja's API: articles/tests)."""
+    user = await get_user_model().objects.acreate(username="someone", is_staff=True)
+    if credential == "token":
+        _, raw = await ApiToken.aissue(user)
+        path, headers = "/auth/whoami/", {"Authorization": f"Bearer {raw}"}
+    else:
+        await async_client.aforce_login(user)
+        path, headers = "/admin/", {}
+    settings.DEBUG = debug
+    with database_down():
+        response = await async_client.get(path, headers=headers)
+    assert response.status_code == 503
+    assert response.json() == {"detail": "The database is unavailable; retry shortly."}
+    assert response["Retry-After"] == "5"

@@ -18,6 +18,7 @@ from django.db import OperationalError, connection, connections
 from psycopg_pool import PoolTimeout
 
 from core import readiness
+from core.postgresql.base import describe_failure
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only"),
@@ -197,3 +198,70 @@ def test_readiness_is_bounded_by_the_same_state(proxy, database, settings):
     ):
         readiness._select_one()
     connect.assert_not_called()
+
+
+def test_a_first_connection_to_a_server_that_is_not_there_fails_at_once(proxy, database):
+    """No pool is opened on a server that is down: its first client would wait the pool timeout."""
+    proxy.kill()
+    error = fails(database)
+    assert not isinstance(error.__cause__, PoolTimeout)
+    assert "outage" not in database._connection_pools
+    # One line: which server, database and user, why, and what to do.
+    name = database.settings_dict["NAME"]
+    assert str(error).startswith(f"PostgreSQL at 127.0.0.1:{proxy.port}, database {name!r}, user ")
+    assert "Connection refused; start PostgreSQL there, or point DATABASE_URL" in str(error)
+    assert "\n" not in str(error)
+
+
+def test_migrate_reports_a_server_that_is_not_there_as_one_check_error(proxy, database):
+    proxy.kill()
+    (error,) = database.validation.check()
+    assert error.id == "postgresql.E001"
+    assert error.obj == "DATABASES['outage']"
+    assert error.msg.startswith(f"PostgreSQL at 127.0.0.1:{proxy.port}, database ")
+    assert "\n" not in error.msg
+    # A failed check is reported, not logged as an outage.
+    assert database.outage.down_since is None
+
+
+def test_the_check_passes_when_the_server_answers(database):
+    assert database.validation.check() == []
+
+
+@pytest.mark.parametrize(
+    ("libpq", "reason", "advice"),
+    [
+        (
+            'connection failed: connection to server at "db", port 6432 failed: '
+            "Connection refused\n\tIs the server running on that host?",
+            "Connection refused",
+            "start PostgreSQL there, or point DATABASE_URL at a server that runs",
+        ),
+        (
+            'connection failed: connection to server at "db", port 6432 failed: '
+            'FATAL:  password authentication failed for user "app"',
+            'password authentication failed for user "app"',
+            "create the role with the password in DATABASE_URL, or correct DATABASE_URL",
+        ),
+        (
+            'connection failed: connection to server at "db", port 6432 failed: '
+            "fe_sendauth: no password supplied",
+            "fe_sendauth: no password supplied",
+            "add the role's password to DATABASE_URL",
+        ),
+        (
+            'connection failed: connection to server at "db", port 6432 failed: '
+            'FATAL:  database "shop" does not exist',
+            'database "shop" does not exist',
+            "create it: sudo -u postgres createdb --owner app shop",
+        ),
+    ],
+    ids=["refused", "password", "no-password", "no-database"],
+)
+def test_a_connection_failure_is_described_in_one_line(libpq, reason, advice):
+    params = {"host": "db", "port": 6432, "dbname": "shop", "user": "app"}
+    line = describe_failure(params, psycopg.OperationalError(libpq))
+    assert line.startswith(
+        f"PostgreSQL at db:6432, database 'shop', user 'app': {reason}; {advice}"
+    )
+    assert "\n" not in line

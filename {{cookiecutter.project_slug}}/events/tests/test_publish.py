@@ -5,6 +5,7 @@ import logging
 
 import pytest
 
+from core.testing import database_down
 from events.tests.sse_client import SSEClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,6 +40,18 @@ async def test_publish_without_a_token_is_401(async_client, broker):
     response = await post(async_client, {"event": "x", "data": 1})
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+@pytest.mark.parametrize("debug", [False, True])
+async def test_publish_with_the_database_down_is_503_json(
+    async_client, broker, token_headers, debug, settings
+):
+    """The token lookup fails: the same 503 JSON with DEBUG on (no technical 500 page)."""
+    settings.DEBUG = debug
+    with database_down():
+        response = await post(async_client, {"event": "x", "data": 1}, token_headers)
+    assert response.status_code == 503
+    assert response.json() == {"detail": "The database is unavailable; retry shortly."}
 
 
 async def test_publish_with_a_bad_token_is_401(async_client, broker):

@@ -1,0 +1,80 @@
+"""uvicorn's own log lines, the access line above all, share the project's JSON format.
+
+uvicorn configures its loggers before it loads the application; the project's
+LOGGING (config/settings.py) then gives them its handler, in every worker.
+Served here as the README's production command serves it, with two workers.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from django.conf import settings
+
+
+def serve(path: Path) -> subprocess.Popen:
+    environment = {
+        **os.environ,
+        "DJANGO_ENV_FILE": "/nonexistent/.env",  # no .env: DEBUG off, as in production
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+    }
+    command = [
+        *(sys.executable, "-m", "uvicorn", "config.asgi:application"),
+        *("--uds", str(path), "--workers", "2", "--http", "core.protocol:HttpToolsProtocol"),
+    ]
+    return subprocess.Popen(
+        command,
+        cwd=settings.BASE_DIR,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def listening(path: Path, server: subprocess.Popen) -> bool:
+    """Whether the server accepts connections on `path`, within 30 s."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and server.poll() is None:
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(str(path))
+            except OSError:  # not bound or not listening yet
+                time.sleep(0.1)
+            else:
+                return True
+    return False
+
+
+def test_the_production_access_line_is_json():
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory, "uvicorn.sock")
+        server = serve(path)
+        try:
+            status = None
+            if listening(path, server):
+                transport = httpx.HTTPTransport(uds=str(path))
+                with httpx.Client(transport=transport, timeout=20) as client:
+                    status = client.get("http://localhost/healthz").status_code
+        finally:
+            server.send_signal(signal.SIGINT)
+            output, _ = server.communicate(timeout=30)
+    assert status == 200, output
+    (access,) = [line for line in output.splitlines() if "GET /healthz" in line]
+    record = json.loads(access)
+    assert record["logger"] == "uvicorn.access"
+    assert record["level"] == "INFO"
+    assert record["message"].endswith('"GET /healthz HTTP/1.1" 200')
+    assert "color_message" not in record
+    # The workers' own lines too, from each worker.
+    started = [line for line in output.splitlines() if "Started server process" in line]
+    assert len(started) == 2
+    assert all(json.loads(line)["logger"] == "uvicorn.error" for line in started)
