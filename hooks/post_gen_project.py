@@ -1,4 +1,4 @@
-"""Prune the files of every feature that is off, then write a private .env.
+"""Prune the files of every feature that is off, write a private .env, print the next steps.
 
 FEATURE_PATHS is the one place that says which files a feature owns. A key is a
 boolean option ("use_sse") or a choice and its value ("broker=redis"); when
@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+USES_REDIS = json.loads("{{ cookiecutter | uses_redis | tojson }}")
 
 FEATURE_PATHS: dict[str, tuple[str, ...]] = {
     "use_async_views": ("articles", "files"),
@@ -68,7 +69,38 @@ def write_dotenv(root: Path) -> None:
     path.chmod(0o600)
 
 
+def readme_section(readme: str, heading: str) -> str:
+    """The text of the README's `## heading`, up to its first subsection."""
+    return readme.partition(f"\n## {heading}\n")[2].partition("\n#")[0]
+
+
+def last_commands(section: str) -> list[str]:
+    """The lines of the section's last ```sh block: a section that sets up first ends with them."""
+    blocks = re.findall(r"^```sh\n(.*?)^```", section, re.DOTALL | re.MULTILINE)
+    return blocks[-1].splitlines() if blocks else []
+
+
+def next_steps(project: Path) -> str:
+    """Where the project is, and the README's commands to run and test it, in a few lines."""
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    run = readme_section(readme, "Run it")
+    lines = [f"Baked {project.name} in {project}. Run it:", f"    cd {project}"]
+    lines += [f"    {command}" for command in last_commands(run)]
+    if address := re.search(r"Then open <(\S+)>", run):
+        lines.append(f"Then open {address[1]}")
+    lines.append("Test it:")
+    lines += [f"    {command}" for command in last_commands(readme_section(readme, "Test it"))]
+    servers = [
+        *(["a PostgreSQL server at DATABASE_URL"] if ANSWERS["database"] == "postgresql" else []),
+        *(["a Redis server at REDIS_URL"] if USES_REDIS else []),
+    ]
+    if servers:
+        lines.append(f"It needs {' and '.join(servers)}, set in .env: see README.md.")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     project = Path.cwd()
     prune(project)
     write_dotenv(project)
+    print(next_steps(project))

@@ -11,6 +11,7 @@ import sys
 import tomllib
 
 import pytest
+import yaml
 from bakery import bake, leftovers, project_files
 from markdown_it import MarkdownIt
 from matrix import (
@@ -27,26 +28,33 @@ from matrix import (
     pythons,
     requires_python,
 )
+from packaging.specifiers import SpecifierSet
 
-from local_extensions import markdown_text, python_string, toml_string
+from local_extensions import (
+    answer_problems,
+    derived_slug,
+    markdown_text,
+    python_string,
+    slug_problem,
+    suggested_slug,
+    toml_string,
+)
 
 
-def cookiecutter_cli(output_dir, *answers: str) -> subprocess.CompletedProcess:
+def cookiecutter_cli(output_dir, *answers: str, typed: str | None = None):
+    """Run cookiecutter's command line: with --no-input, or answering the prompts with `typed`."""
+    options = ["--no-input"] if typed is None else []
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cookiecutter",
-            "--no-input",
-            "-o",
-            output_dir,
-            TEMPLATE_DIR,
-            *answers,
-        ],
+        [sys.executable, "-m", "cookiecutter", *options, "-o", output_dir, TEMPLATE_DIR, *answers],
+        input=typed,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def printed_lines(result: subprocess.CompletedProcess) -> list[str]:
+    return (result.stdout + result.stderr).splitlines()
 
 
 @pytest.mark.parametrize(
@@ -74,24 +82,169 @@ def cookiecutter_cli(output_dir, *answers: str) -> subprocess.CompletedProcess:
         ("description", "Colour \x1b[31mescape", "one line"),
         ("author_name", "Tab\tseparated", "one line"),
         ("description", "Line\u2028separator", "one line"),
+        ("project_name", "???", "project_slug is derived from it and needs a letter or digit"),
+        # Longer than core/apps.py's line holds within ruff's 100 columns.
+        ("project_name", "x" * 80, "use at most 79 characters"),
+        ("project_name", "\\" * 40, "use at most 79 characters"),
+        ("project_slug", "", "starting with a letter"),
+        ("project_slug", "../elsewhere", "try 'elsewhere'"),
+        ("project_slug", "2024_cafe", "starting with a letter; try 'cafe_2024'"),
+        ("project_slug", "json", "try 'json_service'"),
+        ("project_slug", "My Service", "try 'my_service'"),
     ],
 )
-def test_bad_answer_is_refused_and_leaves_nothing(tmp_path, field, value, reason):
-    valid_slug = [] if field == "project_slug" else ["project_slug=fine_name"]
+def test_bad_answer_is_refused_in_one_line_and_leaves_nothing(tmp_path, field, value, reason):
+    """One line names the field, the value and what is allowed; no traceback follows it."""
+    names_the_slug = field in {"project_slug", "project_name"}
+    valid_slug = [] if names_the_slug else ["project_slug=fine_name"]
     result = cookiecutter_cli(tmp_path, *valid_slug, f"{field}={value}")
-    assert result.returncode != 0
-    (error,) = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert result.returncode == 1
+    (error,) = printed_lines(result)
     assert error.startswith(f"ERROR: {field} {value!r} is not allowed: ")
     assert reason in error
-    assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unknown_choice_is_refused(tmp_path):
-    result = cookiecutter_cli(tmp_path, "database=mysql")
-    assert result.returncode != 0
-    assert "mysql" in result.stderr
+def test_a_name_without_letters_bakes_with_a_slug_given(tmp_path):
+    project = bake(tmp_path, project_name="???", project_slug="question_marks")
+    assert project.name == "question_marks"
+
+
+@pytest.mark.parametrize(
+    ("answer", "field"), [("database=mysql", "database"), ("use_sse=maybe", "use_sse")]
+)
+def test_unknown_choice_is_refused_by_cookiecutter(tmp_path, answer, field):
+    """Cookiecutter checks choices and yes/no answers given with --no-input itself.
+
+    It does so in generate_context (generate.py, apply_overwrites_to_context),
+    before it loads any of the template's code, and its command line lets that
+    ValueError end in a traceback: only its last line is in the template's
+    reach to test. At the prompt, cookiecutter asks again instead.
+    """
+    result = cookiecutter_cli(tmp_path, answer)
+    assert result.returncode == 1
+    value = answer.partition("=")[2]
+    last = printed_lines(result)[-1]
+    assert last.startswith(f"ValueError: {value} provided for ")
+    assert f"variable {field}" in last
     assert list(tmp_path.iterdir()) == []
+
+
+# The prompts as cookiecutter numbers them: "[3/12]" is the third question.
+def prompt_number(number: int) -> str:
+    return f"[{number}/{len(dimensions()) + len(free_text_options()) + 1}]"
+
+
+@pytest.mark.parametrize(
+    ("typed", "error", "next_prompt"),
+    [
+        ("???\n", "ERROR: project_name '???' is not allowed: ", 2),
+        ("Shop\nShop\n", "ERROR: project_slug 'Shop' is not allowed: ", 3),
+        ("Shop\njson\n", "ERROR: project_slug 'json' is not allowed: ", 3),
+        ("Shop\n\n\n\nshop-at-example\n", "ERROR: author_email 'shop-at-example' is ", 6),
+    ],
+)
+def test_a_bad_answer_at_the_prompt_stops_the_questions_there(tmp_path, typed, error, next_prompt):
+    """The user learns of a bad answer at once, not after every other question."""
+    result = cookiecutter_cli(tmp_path, typed=typed)
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert output.count("ERROR:") == 1
+    assert error in output
+    assert prompt_number(next_prompt) not in output
+    assert "Traceback" not in output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_prompt_offers_a_valid_slug_derived_from_the_name(tmp_path):
+    result = cookiecutter_cli(tmp_path, typed="2024 Café\n" + "\n" * 11)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(cafe_2024)" in result.stdout
+    assert [path.name for path in tmp_path.iterdir()] == ["cafe_2024"]
+
+
+def test_a_bad_choice_or_yes_no_at_the_prompt_is_asked_again(tmp_path):
+    """Cookiecutter itself answers a bad choice or yes/no with one line and asks again."""
+    typed = "\n" * 5 + "3\n2\n" + "maybe\nno\n" + "\n" * 5
+    result = cookiecutter_cli(tmp_path, typed=typed)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Please select one of the available options" in result.stdout
+    assert "Please enter Y or N" in result.stdout
+    project = tmp_path / "my_service"
+    assert (project / "core" / "postgresql").is_dir()
+    assert not (project / "articles").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("My Service", "my_service"),
+        ("2024 Café", "cafe_2024"),
+        ("2024", "service_2024"),
+        ("Django", "django_service"),
+        ("Test", "test_service"),
+        ("class", "class_service"),
+        ("Core", "core_service"),
+        ("Zoë's Café Ünïcode", "zoe_s_cafe_unicode"),
+        (
+            "An extremely long service name that goes on and on",
+            "an_extremely_long_service_name_that_goes",
+        ),
+        ("x" * 50, "x" * 40),
+    ],
+)
+def test_the_slug_derived_from_a_name_is_a_valid_one(name, slug):
+    assert derived_slug(name) == slug
+    assert slug_problem(slug) is None
+
+
+def test_a_name_whose_slug_needs_changing_bakes_with_the_valid_one(tmp_path):
+    assert bake(tmp_path, project_name="2024 Café").name == "cafe_2024"
+
+
+@pytest.mark.parametrize("text", ["My Service", "1", "json", "x_" * 30, "été 2024", "import"])
+def test_every_suggested_slug_is_valid(text):
+    assert slug_problem(suggested_slug(text)) is None
+
+
+def test_answers_that_skip_the_prompts_are_refused_by_the_hook(tmp_path):
+    """A replay file's answers are not asked, so not checked at the prompts: the hook refuses them.
+
+    Cookiecutter then logs its own traceback (hooks.py, run_hook_from_repo_dir).
+    """
+    declared = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text(encoding="utf-8"))
+    context = {name: value for name, value in declared.items() if name != "__prompts__"}
+    context |= defaults() | free_text_options() | {"project_slug": "json", "use_sse": "maybe"}
+    context |= {name: "" for name in context if name.startswith("__check")}
+    replay = tmp_path / "replay.json"
+    replay.write_text(json.dumps({"cookiecutter": context}), encoding="utf-8")
+    output_dir = tmp_path / "out"
+    output_dir.mkdir()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--replay-file",
+            replay,
+            "-o",
+            output_dir,
+            TEMPLATE_DIR,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    errors = [
+        line for line in result.stderr.splitlines() if line.startswith("ERROR: ") and "'" in line
+    ]
+    assert errors == [
+        "ERROR: use_sse 'maybe' is not allowed: answer yes or no.",
+        "ERROR: project_slug 'json' is not allowed: it would shadow the standard library"
+        " module of that name; try 'json_service'.",
+    ]
+    assert list(output_dir.iterdir()) == []
 
 
 AWKWARD = {
@@ -132,6 +285,67 @@ def test_each_bake_gets_its_own_secret_key(tmp_path):
         assert "DJANGO_SECRET_KEY=" in example
         assert "DJANGO_DEBUG=false" in example
     assert len(keys) == 2
+
+
+@pytest.mark.parametrize(
+    ("answers", "servers"),
+    [
+        ([], None),
+        (
+            ["database=postgresql", "broker=redis"],
+            "It needs a PostgreSQL server at DATABASE_URL and a Redis server at REDIS_URL,"
+            " set in .env: see README.md.",
+        ),
+        (["broker=redis", "use_sse=no", "use_channels=no"], None),
+    ],
+)
+def test_a_bake_prints_the_next_steps_from_its_readme(tmp_path, answers, servers):
+    """Where the project is, its README's run and test commands, and the servers they need."""
+    result = cookiecutter_cli(tmp_path, *answers)
+    assert result.returncode == 0, result.stdout + result.stderr
+    project = tmp_path / "my_service"
+    readme = (project / "README.md").read_text(encoding="utf-8").splitlines()
+    lines = result.stdout.splitlines()
+    assert len(lines) < 12
+    assert lines[0] == f"Baked my_service in {project}. Run it:"
+    assert lines[1] == f"    cd {project}"
+    commands = [line.strip() for line in lines[2:] if line.startswith("    ")]
+    assert commands[0] == "uv run python manage.py migrate"
+    assert "uv run pytest" in commands
+    assert [command for command in commands if command not in readme] == []
+    assert "Then open http://127.0.0.1:8000/" in lines
+    needs = [line for line in lines if line.startswith("It needs ")]
+    assert needs == ([servers] if servers else [])
+    assert result.stderr == ""
+
+
+def test_the_readme_s_pre_commit_sentence_works_as_written(tmp_path):
+    """`uv run pre-commit install` needs pre-commit in the dev group; its hooks run ruff."""
+    project = bake(tmp_path)
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    assert "`uv run pre-commit install` makes every commit run both" in " ".join(readme.split())
+    dev = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))[
+        "dependency-groups"
+    ]["dev"]
+    pinned = dict(re.fullmatch(r"([a-z-]+)(.*)", requirement).groups() for requirement in dev)
+    assert "pre-commit" in pinned
+    config = yaml.safe_load((project / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    (repo,) = config["repos"]
+    assert repo["repo"] == "https://github.com/astral-sh/ruff-pre-commit"
+    # The two commands the README names, with a ruff the dev group's pin admits.
+    assert [hook["id"] for hook in repo["hooks"]] == ["ruff-check", "ruff-format"]
+    assert repo["rev"].removeprefix("v") in SpecifierSet(pinned["ruff"])
+
+
+def test_the_docs_server_leaves_the_baked_service_its_port():
+    """`uv run mkdocs serve` must not clash with a baked service on 8000."""
+    mkdocs = (TEMPLATE_DIR / "mkdocs.yml").read_text(encoding="utf-8")
+    (address,) = re.findall(r"(?m)^dev_addr: (\S+)$", mkdocs)
+    readme = (PROJECT_TEMPLATE / "README.md").read_text(encoding="utf-8")
+    served = re.search(r"Then open <http://([\d.]+:\d+)/>", readme)[1]
+    assert address == "127.0.0.1:8001" != served
+    for page in (TEMPLATE_DIR / "README.md", TEMPLATE_DIR / "docs" / "contributing.md"):
+        assert f"<http://{address}/>" in page.read_text(encoding="utf-8"), page
 
 
 def test_feature_map_names_only_paths_that_exist():
@@ -198,6 +412,28 @@ def test_python_strings_are_quoted_as_ruff_formats_them():
         text=True,
         timeout=60,
     )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", ["x" * 79, "\\" * 39 + "x", "It's " + '"' * 73])
+def test_the_longest_name_allowed_passes_ruff_where_python_holds_it(name):
+    """core/apps.py's `verbose_name` line, with the longest names `answer_problems` allows."""
+    assert answer_problems({"project_name": name}) == []
+    apps = (PROJECT_TEMPLATE / "core" / "apps.py").read_text(encoding="utf-8")
+    module = re.sub(
+        r"\{\{\s*cookiecutter\.project_name \| python_string\s*\}\}",
+        lambda _: python_string(name),
+        apps,
+    )
+    assert module != apps
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--isolated", "--line-length=100",
+         "--select=E501", "--stdin-filename=apps.py", "-"],
+        input=module,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
 
 
