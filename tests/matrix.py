@@ -34,7 +34,9 @@ DECLARED = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text(encoding="u
 # (' " & < >), non-ASCII letters, and a backslash (escape character of Python,
 # TOML, JSON and Markdown). `{{` and `{%` stay out: cookiecutter renders answers
 # given without prompting as Jinja.
-AWKWARD_PREFIX = 'Zoë\'s "Café" & <Bar> \\ '
+# Long enough that the slug derived from the name is as long as a slug may be
+# (40 characters): every line that holds it must still pass ruff.
+AWKWARD_PREFIX = 'Zoë\'s "Café" & <Bar> \\ Brasserie Züri '
 # Restricts `pythons()` to some of the declared versions, comma-separated: "3.13".
 PYTHONS_VARIABLE = "TEMPLATE_PYTHONS"
 
@@ -99,8 +101,8 @@ def awkward_answers() -> dict[str, str]:
     An email (a default with an `@`) gets a plus sign, an apostrophe and a
     non-ASCII letter in its local part. Any other text gets `AWKWARD_PREFIX`,
     its default as Markdown emphasis, and a trailing space:
-    `Zoë's "Café" & <Bar> \\ *My Service* `, whose slug is
-    `zoe_s_cafe_bar_my_service`.
+    `Zoë's "Café" & <Bar> \\ Brasserie Züri *My Service* `, whose slug is
+    `zoe_s_cafe_bar_brasserie_zuri_my_service`, 40 characters, the most allowed.
     """
     answers = {}
     for name, default in free_text_options().items():

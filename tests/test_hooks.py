@@ -461,7 +461,8 @@ def test_awkward_answers_bake_a_clean_project_that_shows_them_as_typed(tmp_path)
     """The matrix's awkward answers: no trailing space, and each file reads them back."""
     answers = awkward_answers()
     project = bake(tmp_path, **answers)
-    assert project.name == "zoe_s_cafe_bar_my_service"
+    assert project.name == "zoe_s_cafe_bar_brasserie_zuri_my_service"
+    assert len(project.name) == 40  # the longest slug allowed
     assert leftovers(project) == []
     metadata = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert metadata["description"] == answers["description"].strip()

@@ -239,7 +239,10 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 {%- if cookiecutter.broker == "redis" %}
 # One Redis Stream shared by every process.
 SSE_BROKER = "events.redis_broker.RedisBroker"
-SSE_STREAM_KEY = env.str("SSE_STREAM_KEY", default="{{ cookiecutter.project_slug }}:events")
+SSE_STREAM_KEY = env.str(
+    "SSE_STREAM_KEY",
+    default="{{ cookiecutter.project_slug }}:events",
+)
 {%- else %}
 # In-process: every worker has its own events; use Redis for several workers.
 SSE_BROKER = "events.broker.MemoryBroker"
