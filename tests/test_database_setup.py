@@ -106,7 +106,10 @@ def test_env_has_a_password_and_agrees_with_the_readme_and_settings(project):
     assert f"| `DATABASE_URL` | `{default}` |" in (project / "README.md").read_text(
         encoding="utf-8"
     )
-    assert f'default="{default}"' in (project / "config/settings.py").read_text(encoding="utf-8")
+    settings = (project / "config/settings.py").read_text(encoding="utf-8")
+    (name,) = re.findall(r'(?m)^_name = "(.*)"$', settings)
+    (template,) = re.findall(r'env\.db\("DATABASE_URL", default=f"(postgres://.*)"\)', settings)
+    assert template.replace("{_name}", name) == default
     # Another bake, another password.
     assert (
         password[1]
