@@ -5,6 +5,7 @@ LOGGING (config/settings.py) then gives them its handler, in every worker.
 Served here as the README's production command serves it, with two workers.
 """
 
+import http.client
 import json
 import os
 import signal
@@ -15,8 +16,21 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 from django.conf import settings
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over a unix socket (uvicorn's `--uds`); the standard library only,
+    since this app's tests run whether or not httpx is a dependency."""
+
+    def __init__(self, path: Path, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(str(self.path))
 
 
 def serve(path: Path) -> subprocess.Popen:
@@ -61,9 +75,12 @@ def test_the_production_access_line_is_json():
         try:
             status = None
             if listening(path, server):
-                transport = httpx.HTTPTransport(uds=str(path))
-                with httpx.Client(transport=transport, timeout=20) as client:
-                    status = client.get("http://localhost/healthz").status_code
+                connection = UnixHTTPConnection(path, timeout=20)
+                try:
+                    connection.request("GET", "/healthz")
+                    status = connection.getresponse().status
+                finally:
+                    connection.close()
         finally:
             server.send_signal(signal.SIGINT)
             output, _ = server.communicate(timeout=30)
