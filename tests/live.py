@@ -172,7 +172,8 @@ def deploy(tmp_path: Path, environments, **answers) -> Iterator[Deployment]:
     media.mkdir()
     with contextlib.ExitStack() as stack:
         redis = postgres = None
-        variables = {"DJANGO_MEDIA_ROOT": str(media)}
+        # The API's docs are off by default without DEBUG; the fuzz suite reads the contract.
+        variables = {"DJANGO_MEDIA_ROOT": str(media), "API_DOCS": "true"}
         if answers.get("broker") == "redis":
             redis = server_or_skip(stack, redis_server)
             variables["REDIS_URL"] = redis.url

@@ -29,6 +29,8 @@ from live import (
     publish_when_ready,
     raw_get,
     receive_json,
+    serve_commands,
+    uvicorn_arguments,
     wait_for_status,
 )
 from matrix import TEMPLATE_DIR
@@ -694,3 +696,35 @@ async def runserver_session(process, project, port, token, log, record_property)
         _, alive = await asyncio.to_thread(psutil.wait_procs, processes, 5)
         assert not alive, alive
     timings(record_property, runserver_reload=reloaded, runserver_stop=stopped)
+
+
+def test_a_proxy_listed_in_forwarded_allow_ips_is_trusted_with_https(tmp_path, environments):
+    """Behind a TLS proxy on another address, the README's command trusts its
+    X-Forwarded-Proto only when FORWARDED_ALLOW_IPS lists it. 127.0.0.2 plays the
+    proxy's host (every 127/8 address is this machine's), 127.0.0.3 any other
+    peer: unlisted, its `https` is ignored and SECURE_SSL_REDIRECT redirects."""
+    project = bake(tmp_path / "bake", use_sse=False, use_channels=False, use_httpx=False)
+    python = environments.python_for(project)
+    env = served_env(
+        tmp_path / "proxy.sqlite3",
+        DJANGO_SECURE_SSL_REDIRECT="true",
+        FORWARDED_ALLOW_IPS="127.0.0.2",
+    )
+    *setup, serve = serve_commands(project, env)
+    trusted = serve.index("--forwarded-allow-ips") + 1
+    assert serve[trusted] == "127.0.0.2"
+    for command in setup:
+        run([python, *command[3:]], cwd=project, env=env)
+    https = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    with uvicorn_server(python, project, env, *uvicorn_arguments(serve)) as server:
+
+        def get(peer: str) -> httpx.Response:
+            transport = httpx.HTTPTransport(local_address=peer)
+            with httpx.Client(transport=transport, timeout=10) as client:
+                return client.get(f"{server.url}/auth/whoami/", headers=https)
+
+        assert get("127.0.0.2").status_code == 401  # served, as over https: no token
+        redirected = get("127.0.0.3")
+        assert redirected.status_code == 301
+        assert redirected.headers["Location"].startswith("https://")
+    assert TRACEBACK not in server.output(), server.output()

@@ -11,6 +11,9 @@
   JSON with an Allow header; the OpenAPI document and the docs page answer
   only GET and HEAD too (django-ninja serves them to any method, TRACE and
   OPTIONS included).
+- The OpenAPI document and the docs page are served when settings.API_DOCS is
+  on (by default, with DEBUG) and otherwise only to signed-in staff: a 404 for
+  everyone else, so production does not publish its API's map.
 - Id, the type of a database id in a path or query: a positive signed 64-bit
   integer, so 99999999999999999999 is a 422 rather than a database error.
 """
@@ -18,7 +21,8 @@
 from functools import wraps
 from typing import Annotated, Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import Field, NinjaAPI, Router
 from ninja.errors import HttpError
 from ninja.operation import PathView
@@ -102,6 +106,26 @@ def safe_methods_only(view):
     return wrapper
 
 
+def docs_for_allowed_readers(view):
+    """Serve `view` when settings.API_DOCS is on, or to an active staff user; else 404.
+
+    The 404 comes first, for every method, so nothing tells the public that
+    the docs exist. The user is looked up (the session: one query) only when
+    the docs are off and the request carries a session cookie.
+    """
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not settings.API_DOCS:
+            user = request.user
+            if not (user.is_active and user.is_staff):
+                raise Http404("No API docs here.")
+        return view(request, *args, **kwargs)
+
+    wrapper.csrf_exempt = getattr(view, "csrf_exempt", False)
+    return wrapper
+
+
 class ApiRouter(Router):
     """A Router whose paths are ApiPathViews: HEAD wherever GET, 405 as JSON."""
 
@@ -181,8 +205,8 @@ class ProjectAPI(NinjaAPI):
         kwargs.setdefault("parser", ClientJSONParser())
         kwargs.setdefault("default_router", ApiRouter())
         decorate = kwargs.get("docs_decorator")
-        kwargs["docs_decorator"] = (
-            (lambda view: safe_methods_only(decorate(view))) if decorate else safe_methods_only
+        kwargs["docs_decorator"] = lambda view: docs_for_allowed_readers(
+            safe_methods_only(decorate(view) if decorate else view)
         )
         super().__init__(**kwargs)
 

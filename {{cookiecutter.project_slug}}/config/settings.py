@@ -161,9 +161,16 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "core.User"
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, refusing passwords from a locked-out client (core/login_throttle.py).
+    "core.login_throttle.ThrottledModelBackend",
     "core.auth.ApiTokenBackend",
 ]
+# LOGIN_FAILURE_LIMIT failed password logins of one username from one client address
+# within LOGIN_LOCKOUT_SECONDS lock that pair out for LOGIN_LOCKOUT_SECONDS.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60)
+# The admin's path; another than the well-known default keeps it out of most scans.
+ADMIN_URL_PATH = env.str("ADMIN_URL_PATH", default="admin/")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": f"django.contrib.auth.password_validation.{name}"}
     for name in (
@@ -208,6 +215,8 @@ NINJA_PAGINATION_MAX_OFFSET = 10_000
 
 # Largest body the API accepts (413 above, at the ASGI edge: core/limits.py).
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=256 * 1024)
+# /api/docs and /api/openapi.json for everyone; off, only signed-in staff see them (404 otherwise).
+API_DOCS = env.bool("API_DOCS", default=DEBUG)
 {%- endif %}
 
 # Security. With DEBUG off every HTTPS protection is on unless switched off
@@ -232,6 +241,15 @@ SECURE_CSP = {
 {%- if cookiecutter | uses_redis %}
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Shared by every worker and host, so the login throttle (core/login_throttle.py) counts
+# a client's failures wherever they land.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "{{ cookiecutter.project_slug }}",
+    }
+}
 {%- endif %}
 {%- if cookiecutter.use_sse %}
 

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 {%- if cookiecutter.use_async_views %}
@@ -6,7 +7,8 @@ from articles.api import api
 {%- endif %}
 
 urlpatterns = [
-    path("admin/", admin.site.urls),
+    # ADMIN_URL_PATH, "admin/" unless set; checked by core.checks.
+    path(settings.ADMIN_URL_PATH, admin.site.urls),
     path("", include("core.urls")),
 {%- if cookiecutter.use_httpx %}
     path("api/", include("upstreams.urls")),

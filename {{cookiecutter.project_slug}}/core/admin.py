@@ -1,9 +1,12 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
+from core.login_throttle import ThrottledAdminAuthenticationForm
 from core.models import ApiToken, User
 
 admin.site.register(User, UserAdmin)
+# Says "too many failed logins" when core.login_throttle refused the login.
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 @admin.register(ApiToken)

@@ -1,18 +1,28 @@
-"""Let Django's security checks recognise core.middleware's subclasses.
+"""System checks.
 
-Django's deploy checks find its middleware by exact dotted path
-("django.middleware.security.SecurityMiddleware" in settings.MIDDLEWARE), so
-with the async-native subclasses listed they would report the middleware
-missing and skip every check that depends on it (HSTS, SSL redirect, CSRF
-cookie, X-Frame-Options...). These replacements accept a subclass, as
-Django's admin checks already do.
+recognise_middleware_subclasses() lets Django's security checks recognise
+core.middleware's subclasses. Django's deploy checks find its middleware by
+exact dotted path ("django.middleware.security.SecurityMiddleware" in
+settings.MIDDLEWARE), so with the async-native subclasses listed they would
+report the middleware missing and skip every check that depends on it (HSTS,
+SSL redirect, CSRF cookie, X-Frame-Options...). These replacements accept a
+subclass, as Django's admin checks already do.
+
+check_admin_and_login_throttle() refuses an ADMIN_URL_PATH that is not a
+relative path like "admin/" (an empty one would put the admin at "/"), and a
+login throttle (core/login_throttle.py) that could never lock anyone out.
 """
 
+import re
 from functools import partial
 
 from django.conf import settings
+from django.core.checks import Error, Tags, register
 from django.core.checks.security import base, csrf
 from django.utils.module_loading import import_string
+
+# One or more path segments, each ending in "/": "admin/", "ops/admin-7f3a/".
+ADMIN_URL_PATH = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._~-]*/)+")
 
 
 def _installed(class_path: str) -> bool:
@@ -36,3 +46,23 @@ def recognise_middleware_subclasses() -> None:
         if not hasattr(module, helper):
             raise RuntimeError(f"{module.__name__}.{helper} is gone: revisit core/checks.py")
         setattr(module, helper, partial(_installed, class_path))
+
+
+@register(Tags.security, Tags.urls)
+def check_admin_and_login_throttle(app_configs=None, **kwargs) -> list[Error]:
+    """ADMIN_URL_PATH is a relative path ending in "/"; the throttle's numbers are positive."""
+    errors = []
+    if not ADMIN_URL_PATH.fullmatch(settings.ADMIN_URL_PATH):
+        errors.append(
+            Error(
+                f"ADMIN_URL_PATH={settings.ADMIN_URL_PATH!r} is not a path like 'admin/'.",
+                hint="Path segments of letters, digits, '.', '_', '~' or '-', each ending "
+                "in '/', without a leading '/'; not empty, or the admin would take '/'.",
+                id="core.E001",
+            )
+        )
+    if settings.LOGIN_FAILURE_LIMIT < 1:
+        errors.append(Error("LOGIN_FAILURE_LIMIT must be at least 1.", id="core.E002"))
+    if settings.LOGIN_LOCKOUT_SECONDS < 1:
+        errors.append(Error("LOGIN_LOCKOUT_SECONDS must be at least 1 second.", id="core.E003"))
+    return errors

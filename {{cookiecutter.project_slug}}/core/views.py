@@ -15,7 +15,7 @@ def features() -> list[dict]:
     for app in apps.get_app_configs():
         if not hasattr(app, "summary"):
             continue
-        text, url_name = getattr(app, "home_link", (None, None))
+        text, url_name = getattr(app, "home_link", None) or (None, None)
         found.append(
             {
                 "name": app.verbose_name,

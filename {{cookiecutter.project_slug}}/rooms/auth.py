@@ -15,6 +15,9 @@ Both look the user up in the database before the consumer runs. When the
 database cannot answer, DatabaseUnavailableMiddleware refuses the handshake
 with 503 JSON and Retry-After, as HTTP routes answer, instead of the server's
 500 and an ASGI traceback.
+
+Every refusal is logged on one line saying why (rooms.consumers.log_refusal),
+never with the token.
 """
 
 import logging
@@ -28,30 +31,41 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from core.auth import TOKEN_PATTERN, ApiTokenBackend, parse_bearer
-from rooms.consumers import refuse
-
-logger = logging.getLogger(__name__)
+from rooms.consumers import log_refusal, refuse
 
 
-def unparsable_origin(scope) -> bool:
-    """Whether an Origin header of the handshake is not a URL whose host and port can be read."""
-    for name, value in scope.get("headers", ()):
-        if name == b"origin":
-            try:
-                parsed = urlparse(value.decode("latin1"))
-                _ = parsed.hostname, parsed.port  # the port is parsed on access
-            except ValueError:
-                return True
-    return False
+def parse_origin(value: bytes):
+    """The Origin header parsed as Channels parses it, or None if its host or port is unreadable."""
+    try:
+        parsed = urlparse(value.decode("latin1"))
+        _ = parsed.hostname, parsed.port  # the port is parsed on access
+    except ValueError:
+        return None
+    return parsed
 
 
 class OriginValidator(websocket.OriginValidator):
-    """Channels' OriginValidator, refusing an Origin it cannot parse instead of raising."""
+    """Channels' OriginValidator, refusing an Origin it cannot parse instead of raising,
+    and logging why it refused (rooms.consumers.log_refusal)."""
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "websocket" and unparsable_origin(scope):
-            return await WebsocketDenier()(scope, receive, send)
-        return await super().__call__(scope, receive, send)
+        if scope["type"] != "websocket":
+            raise ValueError("OriginValidator only guards websocket connections")
+        origins = [value for name, value in scope.get("headers", ()) if name == b"origin"]
+        origin = origins[-1] if origins else None  # the last one, as Channels reads them
+        parsed = None if origin is None else parse_origin(origin)
+        if origin is None and self.valid_origin(None):
+            return await self.application(scope, receive, send)
+        if parsed is not None and self.valid_origin(parsed):
+            return await self.application(scope, receive, send)
+        shown = None if origin is None else origin[:200].decode("latin1")
+        if origin is None:
+            log_refusal(scope, "no Origin header")
+        elif parsed is None:
+            log_refusal(scope, "its Origin %r is not a URL", shown)
+        else:
+            log_refusal(scope, "its Origin %r is not one of ALLOWED_HOSTS", shown)
+        return await WebsocketDenier()(scope, receive, send)
 
 
 def AllowedHostsOriginValidator(application):
@@ -73,8 +87,15 @@ class BearerTokenAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope, receive, send):
         token = parse_bearer(dict(scope["headers"]).get(b"authorization", b"").decode("latin1"))
         if token is not None:
-            user = await user_for_token(token) if TOKEN_PATTERN.fullmatch(token) else None
+            well_formed = TOKEN_PATTERN.fullmatch(token)
+            user = await user_for_token(token) if well_formed else None
             if user is None:
+                # Never the token itself: a near miss is someone's credential.
+                log_refusal(
+                    scope,
+                    "its bearer token is %s",
+                    "unknown, or its user inactive" if well_formed else "malformed",
+                )
                 return await WebsocketDenier()(scope, receive, send)
             scope = {**scope, "user": user}
         return await super().__call__(scope, receive, send)
@@ -104,5 +125,5 @@ class DatabaseUnavailableMiddleware(BaseMiddleware):
         except (OperationalError, InterfaceError) as exc:
             if sent:
                 raise
-            logger.warning("Refused a websocket: the database is unavailable (%s)", exc)
+            log_refusal(scope, "the database is unavailable (%s)", exc, level=logging.WARNING)
             await refuse(scope, send, 503, "The database is unavailable; retry shortly.")

@@ -28,6 +28,23 @@ INTERNAL_ERROR = 1011
 RETRY_AFTER_SECONDS = 5
 
 
+def log_refusal(scope, reason: str, *args, level: int = logging.INFO) -> None:
+    """Log why a handshake is refused, on one line with the path and the client's address.
+
+    `reason` is a %-format for `args`; it names what was wrong, never a
+    credential (no token, no cookie). INFO for a client's mistake, which
+    the client is told by the refusal; WARNING for this server's fault.
+    """
+    client = scope.get("client") or ("unknown", None)
+    logger.log(
+        level,
+        "Refused a websocket to %r from %s: " + reason,
+        scope.get("path", "")[:200],
+        client[0],
+        *args,
+    )
+
+
 async def refuse(scope, send, status: int, detail: str) -> None:
     """Refuse a websocket handshake with an HTTP response: JSON `{"detail": ...}`, Retry-After.
 
@@ -97,6 +114,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         self.room = self.scope["url_route"]["kwargs"]["room"]
         if not ROOM_NAME.fullmatch(self.room):
+            log_refusal(self.scope, "a room name is 1 to 64 letters, digits, '_' or '-'")
             await self.close()  # before accept: the handshake is refused
             return
         user = self.scope["user"]  # resolved by AuthMiddlewareStack before we run
@@ -108,7 +126,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(self.group, self.channel_name)
         except Exception as exc:
             self.group = None  # nothing to leave: the layer refused, and would refuse that too
-            logger.warning("Refused a room socket: the channel layer failed (%r)", exc)
+            log_refusal(self.scope, "the channel layer failed (%r)", exc, level=logging.WARNING)
             await self.refuse(503, "The room is unavailable; retry shortly.")
             return
         await self.accept()

@@ -1,4 +1,6 @@
 import json
+import os
+from unittest import mock
 
 import pytest
 from django.test import override_settings
@@ -7,6 +9,7 @@ from articles.models import Article, Tag
 from articles.pagination import MAX_PAGE, MAX_PAGE_SIZE
 from core.asgi import ASGIHandler
 from core.testing import asgi_request, database_down
+from core.tests.test_settings import PRODUCTION_KEY, read_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -310,7 +313,14 @@ class TestChange:
         assert (await async_client.get(article_url(created["id"]))).status_code == 404
 
 
+DOCS = ["/api/openapi.json", "/api/docs"]
+
+
 class TestDocs:
+    @pytest.fixture(autouse=True)
+    def api_docs(self, settings):
+        settings.API_DOCS = True
+
     async def test_openapi_document_lists_the_routes(self, async_client):
         response = await async_client.get("/api/openapi.json")
         assert response.status_code == 200
@@ -319,7 +329,7 @@ class TestDocs:
             paths
         )
 
-    @pytest.mark.parametrize("path", ["/api/openapi.json", "/api/docs"])
+    @pytest.mark.parametrize("path", DOCS)
     @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS", "TRACE"])
     async def test_the_docs_answer_only_get_and_head(self, async_client, path, method):
         response = await async_client.generic(method, path)
@@ -334,6 +344,49 @@ class TestDocs:
         html = response.content.decode()
         assert '<script src="/static/ninja/swagger-ui-bundle.js">' in html
         assert "script-src 'self'" in response["Content-Security-Policy"]
+
+    async def test_the_home_page_links_the_docs(self, async_client):
+        assert 'href="/api/docs"' in (await async_client.get("/")).content.decode()
+
+
+class TestDocsOff:
+    """API_DOCS off (the default without DEBUG): the API's map is not published."""
+
+    @pytest.fixture(autouse=True)
+    def api_docs(self, settings):
+        settings.API_DOCS = False
+
+    @pytest.mark.parametrize("path", DOCS)
+    @pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "OPTIONS"])
+    async def test_the_public_gets_404(self, async_client, path, method):
+        response = await async_client.generic(method, path, headers={"Accept": "application/json"})
+        assert response.status_code == 404
+        if method != "HEAD":
+            assert response.json() == {"detail": "Not Found"}
+
+    @pytest.mark.parametrize("path", DOCS)
+    async def test_a_user_who_is_not_staff_gets_404(self, async_client, author, path):
+        user, _ = author
+        await async_client.aforce_login(user)
+        assert (await async_client.get(path)).status_code == 404
+
+    @pytest.mark.parametrize("path", DOCS)
+    async def test_signed_in_staff_read_them(self, async_client, author, path):
+        user, _ = author
+        user.is_staff = True
+        await user.asave(update_fields=["is_staff"])
+        await async_client.aforce_login(user)
+        assert (await async_client.get(path)).status_code == 200
+
+    async def test_the_home_page_does_not_link_them(self, async_client):
+        assert 'href="/api/docs"' not in (await async_client.get("/")).content.decode()
+
+    @pytest.mark.parametrize("debug", [False, True])
+    def test_the_default_follows_debug(self, debug):
+        with mock.patch.dict(os.environ):
+            os.environ.pop("API_DOCS", None)
+            defined = read_settings(DJANGO_DEBUG=str(debug), DJANGO_SECRET_KEY=PRODUCTION_KEY)
+        assert defined["API_DOCS"] is debug
 
 
 @pytest.mark.parametrize("debug", [False, True])

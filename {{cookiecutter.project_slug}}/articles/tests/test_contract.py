@@ -13,6 +13,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ARTICLES = "/api/articles/"
 
 
+@pytest.fixture(autouse=True)
+def api_docs(settings):
+    """The published contract is read from /api/openapi.json, off by default without DEBUG."""
+    settings.API_DOCS = True
+
+
 @pytest.fixture
 async def article(author):
     user, _ = author

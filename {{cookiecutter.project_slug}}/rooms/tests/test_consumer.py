@@ -17,7 +17,7 @@ from core.models import ApiToken
 from core.testing import count_thread_hops
 from rooms import auth
 from rooms.consumers import INTERNAL_ERROR, POLICY_VIOLATION, RoomConsumer
-from rooms.tests.conftest import members, room
+from rooms.tests.conftest import SAME_ORIGIN, members, room
 
 
 async def test_a_message_reaches_everyone_in_the_room_sender_included():
@@ -109,6 +109,38 @@ async def test_an_origin_that_is_not_a_url_is_refused_quietly(origin, caplog):
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
 
 
+UNKNOWN_TOKEN = "n0t-a-real-token" * 3
+REFUSALS = [
+    ("/ws/rooms/lobby/", [(b"origin", b"https://evil.example")],
+     "its Origin 'https://evil.example' is not one of ALLOWED_HOSTS"),
+    ("/ws/rooms/lobby/", [], "no Origin header"),
+    ("/ws/rooms/lobby/", [(b"origin", b"http://[")], "its Origin 'http://[' is not a URL"),
+    ("/ws/nowhere/", [SAME_ORIGIN], "no websocket route serves this path"),
+    ("/ws/rooms/bad.name/", [SAME_ORIGIN], "a room name is 1 to 64 letters, digits, '_' or '-'"),
+    ("/ws/rooms/lobby/", [SAME_ORIGIN, (b"authorization", b"Bearer short")],
+     "its bearer token is malformed"),
+    pytest.param(
+        "/ws/rooms/lobby/", [SAME_ORIGIN, (b"authorization", f"Bearer {UNKNOWN_TOKEN}".encode())],
+        "its bearer token is unknown, or its user inactive",
+        marks=pytest.mark.django_db(transaction=True),
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "headers", "reason"), REFUSALS)
+async def test_a_refused_handshake_logs_why_on_one_line(path, headers, reason, caplog):
+    """A client's mistake: INFO, with the path and the client's address, never a credential."""
+    client = WebsocketCommunicator(application, path, headers=headers)
+    client.scope["client"] = ["203.0.113.7", 50000]
+    with caplog.at_level(logging.INFO, logger="rooms"):
+        connected, _ = await client.connect()
+    assert not connected
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("Refused a websocket")]
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == f"Refused a websocket to {path!r} from 203.0.113.7: {reason}"
+    assert UNKNOWN_TOKEN not in caplog.text
+
+
 async def test_a_message_costs_no_thread_hop():
     """Channels' own dispatch hops to a thread before each frame and each room message."""
     client = room()
@@ -192,7 +224,7 @@ async def http_refusal(client) -> tuple[int, list, dict]:
     return start["status"], start["headers"], json.loads(body["body"])
 
 
-async def test_a_channel_layer_down_at_connect_refuses_with_503(channel_layer, monkeypatch):
+async def test_a_channel_layer_down_at_connect_refuses_with_503(channel_layer, monkeypatch, caplog):
     async def down(*args):
         raise LayerDown("the channel layer is down")
 
@@ -202,6 +234,9 @@ async def test_a_channel_layer_down_at_connect_refuses_with_503(channel_layer, m
     assert status == 503
     assert (b"retry-after", b"5") in headers
     assert body == {"detail": "The room is unavailable; retry shortly."}
+    assert [
+        r.levelname for r in caplog.records if "the channel layer failed" in r.getMessage()
+    ] == ["WARNING"]
     # The server reports the refused socket gone; the consumer then ends by itself.
     await client.send_input({"type": "websocket.disconnect", "code": 1006})
     await client.wait()
