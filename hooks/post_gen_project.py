@@ -55,7 +55,8 @@ def write_dotenv(root: Path) -> None:
     """.env is .env.example with a fresh secret key and DEBUG on for development.
 
     A PostgreSQL DATABASE_URL gets a fresh password for its user, the one the
-    README's recipe gives the role it creates.
+    README's recipe gives the role it creates, and POSTGRES_PASSWORD (compose.yaml)
+    the same.
     """
     example = (root / ".env.example").read_text(encoding="utf-8")
     key = secrets.token_urlsafe(50)
@@ -64,6 +65,8 @@ def write_dotenv(root: Path) -> None:
     # token_hex: only characters that need no escaping in a URL, a shell or SQL.
     password = secrets.token_hex(16)
     dotenv = re.sub(r"(?m)^(DATABASE_URL=postgres://[^:@/]+)@", rf"\1:{password}@", dotenv)
+    # The same password for the role compose.yaml's postgres container creates.
+    dotenv = re.sub(r"(?m)^POSTGRES_PASSWORD=$", f"POSTGRES_PASSWORD={password}", dotenv)
     path = root / ".env"
     path.write_text(dotenv, encoding="utf-8")
     path.chmod(0o600)
