@@ -2,13 +2,16 @@
 
 Runs `uv run pytest tests/test_matrix.py` (every core, as `.ci/run` does) on
 part of the matrix and then all of it: TEMPLATE_MATRIX_PIN (tests/test_matrix.py)
-pins options to get each size. Each run's wall time, its number of
+pins options to get each size. `--every-python` adds a run of every combination
+on every Python (TEMPLATE_EVERY_PYTHON=1): 256 cases, the work of the matrix
+once one more yes/no option doubles it. Each run's wall time, its number of
 combinations and of distinct trees tested, and the machine's load average
 are appended to bench/results/matrix_scaling.json; every point recorded there
 is then drawn on docs/img/matrix-scaling.png. Each run's --matrix-report
 (bench/results/matrix-<size>.json) is a durations file for tests/durations.json.
 
     uv run --group bench python -m bench.matrix_scaling [--pins "broker=memory,database=sqlite" ...]
+        [--every-python]
     uv run --group bench python -m bench.matrix_scaling --plot-only
 """
 
@@ -37,15 +40,20 @@ DEFAULT_PINS = [
 ]
 
 
-def measure(pin: str) -> dict:
+def measure(pin: str, every_python: bool = False) -> dict:
     """Run the matrix with `pin`; return its size, wall time and outcome."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    report = RESULTS / f"matrix-{pin.replace(',', '+').replace('=', '-') or 'all'}.json"
+    name = pin.replace(",", "+").replace("=", "-") or "all"
+    report = RESULTS / f"matrix-{name}{'-every-python' if every_python else ''}.json"
     started = time.monotonic()
     result = subprocess.run(
         ["uv", "run", "pytest", "tests/test_matrix.py", "-q", "--matrix-report", str(report)],
         cwd=ROOT,
-        env={**os.environ, "TEMPLATE_MATRIX_PIN": pin},
+        env={
+            **os.environ,
+            "TEMPLATE_MATRIX_PIN": pin,
+            "TEMPLATE_EVERY_PYTHON": "1" if every_python else "",
+        },
         capture_output=True,
         text=True,
         timeout=4 * 3600,
@@ -54,7 +62,7 @@ def measure(pin: str) -> dict:
     tests = json.loads(report.read_text(encoding="utf-8"))
     twins = sum("identical_to" in entry for entry in tests.values())
     return {
-        "pin": pin,
+        "pin": pin + (" (every Python)" if every_python else ""),
         "combinations": len(tests),
         "trees": len(tests) - twins,
         "wall_seconds": round(wall, 1),
@@ -93,7 +101,7 @@ def plot(points: list[dict]) -> Path:
     axes.plot([0, 256], [0, 256 * per], ":", color="gray",
               label=f"{60 * per:.1f} s per combination, extended")  # fmt: skip
     axes.plot([128], [10], "*", color="tab:red", markersize=10, label="goal: 128 in 10 min")
-    axes.set_xlabel("combinations in the matrix")
+    axes.set_xlabel("matrix cases (combinations, and their runs on another Python)")
     axes.set_ylabel("wall time (minutes)")
     axes.set_xlim(0, 264)
     axes.set_ylim(0)
@@ -111,11 +119,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pins", nargs="*", default=DEFAULT_PINS, help="one run per pin")
     parser.add_argument("--plot-only", action="store_true", help="draw the recorded points")
+    parser.add_argument(
+        "--every-python", action="store_true", help="then every combination on every Python"
+    )
     args = parser.parse_args()
     points = json.loads(POINTS.read_text(encoding="utf-8")) if POINTS.exists() else []
     if not args.plot_only:
-        for pin in args.pins:
-            point = measure(pin)
+        runs = [(pin, False) for pin in args.pins] + [("", True)] * args.every_python
+        for pin, every_python in runs:
+            point = measure(pin, every_python)
             print(json.dumps(point), flush=True)
             points.append(point)
             POINTS.write_text(json.dumps(points, indent=1) + "\n", encoding="utf-8")

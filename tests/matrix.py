@@ -39,6 +39,8 @@ DECLARED = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text(encoding="u
 AWKWARD_PREFIX = 'Zoë\'s "Café" & <Bar> \\ Brasserie Züri '
 # Restricts `pythons()` to some of the declared versions, comma-separated: "3.13".
 PYTHONS_VARIABLE = "TEMPLATE_PYTHONS"
+# "1": every combination on every Python (cases()).
+EVERY_PYTHON_VARIABLE = "TEMPLATE_EVERY_PYTHON"
 
 
 def dimensions() -> dict[str, list]:
@@ -244,13 +246,16 @@ def cases() -> list[tuple[dict, str, str]]:
     Each combination runs on `python_for(combination)` under its
     `combination_id`; a combination from `full_feature_combinations()` also
     runs on every other Python, with "-py3.13" (the version) added to its id.
+    With TEMPLATE_EVERY_PYTHON=1 every combination does: twice the cases, the
+    work a matrix with one more yes/no option would be (bench/matrix_scaling.py).
     """
     full = full_feature_combinations()
+    every_python = os.environ.get(EVERY_PYTHON_VARIABLE) == "1"
     found = []
     for combination in combinations():
         own = python_for(combination)
         found.append((combination, own, combination_id(combination)))
-        if combination in full:
+        if combination in full or every_python:
             found.extend(
                 (combination, other, f"{combination_id(combination)}-py{other}")
                 for other in pythons()
