@@ -106,7 +106,11 @@ def plot(points: list[dict]) -> Path:
     axes.set_xlim(0, 264)
     axes.set_ylim(0)
     load = ", ".join(f"{x:.1f}" for x in largest["load_average_after"])
-    axes.set_title(f"tests/test_matrix.py wall time (machine load average {load})", fontsize=10)
+    axes.set_title(
+        f"tests/test_matrix.py wall time, {largest['cores']} cores, nothing else running\n"
+        f"(load average after the largest run, the matrix's own: {load})",
+        fontsize=10,
+    )
     axes.legend(fontsize=8)
     figure.tight_layout()
     CHART.parent.mkdir(parents=True, exist_ok=True)
