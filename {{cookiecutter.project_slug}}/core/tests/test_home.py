@@ -67,6 +67,18 @@ async def test_scripts_and_styles_are_files_the_csp_allows(async_client):
         assert b"".join([chunk async for chunk in asset.streaming_content])
 
 
+async def test_the_panels_shared_script_runs_before_theirs_and_only_with_them(async_client):
+    """core/readiness.js defines failingChecks(), which every panel's script calls."""
+    html = (await async_client.get("/")).content.decode()
+    scripts = [url for url in ASSET_URL.findall(html) if url.endswith(".js")]
+    if any(hasattr(app, "home_panel") for app in apps.get_app_configs()):
+        # Deferred scripts run in document order.
+        assert scripts[0] == "/static/core/readiness.js"
+        assert len(scripts) > 1
+    else:
+        assert scripts == []
+
+
 async def test_home_renders_on_the_event_loop():
     assert len(await request_hops("/")) == HANDLER_HOPS
 

@@ -42,23 +42,9 @@
     while (log.children.length > shownLimit) log.lastElementChild.remove();
   }
 
-  // What /readyz says is failing, as "name: error, name: error"; "" when nothing is.
-  async function failingChecks() {
-    try {
-      const response = await fetch(panel.dataset.readyzUrl, { cache: "no-store" });
-      const { checks = {} } = await response.json();
-      return Object.entries(checks)
-        .filter(([, check]) => !check.ok)
-        .map(([name, check]) => `${name}: ${check.error}`)
-        .join(", ");
-    } catch {
-      return "the server does not answer";
-    }
-  }
-
   async function explain(event, delay) {
     const meaning = closeMeanings[event.code] ?? "closed";
-    const failing = await failingChecks();
+    const failing = await window.failingChecks(panel.dataset.readyzUrl);
     if (state.dataset.state === "open") return; // reconnected meanwhile
     problem.textContent = `Not connected: ${meaning} (code ${event.code}).`
       + `${failing ? ` /readyz reports ${failing}.` : ""} Retrying in ${Math.round(delay / 1000)} s.`;
