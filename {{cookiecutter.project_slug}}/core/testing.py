@@ -18,6 +18,8 @@ from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import override_settings
 from django.utils.module_loading import import_string
+from uvicorn.config import Config
+from uvicorn.server import ServerState
 
 # Django's ASGI handler hops twice per request: the request_started receivers,
 # and response.close() (request_finished).
@@ -54,6 +56,23 @@ class FakeTransport(asyncio.Transport):
 
     def resume_reading(self):
         pass
+
+
+def connected(app, **protocol: str) -> tuple[asyncio.Protocol, FakeTransport]:
+    """A connection as uvicorn serves it: (protocol, transport), no socket.
+
+    `protocol` is the one command-line option that names it, as an import
+    string (`http="core.protocol:HttpToolsProtocol"` or `ws=...`); uvicorn's
+    Config resolves it, as `uvicorn --http`/`--ws` would.
+    """
+    config = Config(app=app, log_config=None, **protocol)
+    config.load()
+    (kind,) = protocol
+    protocol_class = config.http_protocol_class if kind == "http" else config.ws_protocol_class
+    server = protocol_class(config, ServerState(), app_state={})
+    transport = FakeTransport()
+    server.connection_made(transport)
+    return server, transport
 
 
 @dataclass

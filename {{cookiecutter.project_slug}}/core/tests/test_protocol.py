@@ -9,11 +9,9 @@ uvicorn/protocols/http/httptools_impl.py then.
 import asyncio
 
 import pytest
-from uvicorn.config import Config
-from uvicorn.server import ServerState
 
 from core.protocol import MAX_PIPELINED, HttpToolsProtocol
-from core.testing import FakeTransport
+from core.testing import FakeTransport, connected
 
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
@@ -37,12 +35,8 @@ class SlowApp:
 
 
 def connect(app) -> tuple[HttpToolsProtocol, FakeTransport]:
-    config = Config(app=app, http="core.protocol:HttpToolsProtocol", log_config=None)
-    config.load()
-    assert config.http_protocol_class is HttpToolsProtocol
-    protocol = HttpToolsProtocol(config, ServerState(), app_state={})
-    transport = FakeTransport()
-    protocol.connection_made(transport)
+    protocol, transport = connected(app, http="core.protocol:HttpToolsProtocol")
+    assert type(protocol) is HttpToolsProtocol
     return protocol, transport
 
 

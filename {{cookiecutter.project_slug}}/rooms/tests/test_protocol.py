@@ -13,10 +13,8 @@ import os
 import struct
 
 import pytest
-from uvicorn.config import Config
-from uvicorn.server import ServerState
 
-from core.testing import FakeTransport
+from core.testing import FakeTransport, connected
 from rooms.protocol import WebSocketProtocol
 
 HANDSHAKE = (
@@ -38,12 +36,8 @@ async def echo(scope, receive, send):
 
 
 def connect(app=echo) -> tuple[WebSocketProtocol, FakeTransport]:
-    config = Config(app=app, ws="rooms.protocol:WebSocketProtocol", log_config=None)
-    config.load()
-    assert config.ws_protocol_class is WebSocketProtocol
-    protocol = WebSocketProtocol(config, ServerState(), app_state={})
-    transport = FakeTransport()
-    protocol.connection_made(transport)
+    protocol, transport = connected(app, ws="rooms.protocol:WebSocketProtocol")
+    assert type(protocol) is WebSocketProtocol
     return protocol, transport
 
 
