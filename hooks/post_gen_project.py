@@ -19,7 +19,8 @@ FEATURE_PATHS: dict[str, tuple[str, ...]] = {
     "use_hybrid_middleware": ("request_context",),
     "use_sse": ("events",),
     "use_channels": ("rooms",),
-    "use_httpx": ("upstreams",),
+    "use_httpx": ("upstreams", "tasks/upstreams.py"),
+    "use_tasks": ("tasks",),
     "database=postgresql": ("core/postgresql", "core/tests/test_postgresql.py"),
     "broker=memory": ("events/tests/test_memory_broker.py",),
     "broker=redis": (

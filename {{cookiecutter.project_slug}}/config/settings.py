@@ -68,6 +68,10 @@ INSTALLED_APPS = [
 {%- if cookiecutter.use_httpx %}
     "upstreams",
 {%- endif %}
+{%- if cookiecutter.use_tasks %}
+    "django_tasks_db",
+    "tasks",
+{%- endif %}
 ]
 
 # Django's stock middleware in async-native form (core/middleware.py): an async
@@ -338,8 +342,61 @@ READINESS_CHECKS = {
 {%- if cookiecutter.use_channels and cookiecutter.broker == "redis" %}
     "channel_layer": "rooms.readiness.channel_layer",
 {%- endif %}
+{%- if cookiecutter.use_tasks %}
+    # A worker recorded a heartbeat within TASKS_WORKER_LOST_SECONDS (advisory, below).
+    "tasks_worker": "tasks.readiness.worker",
+{%- endif %}
 }
 READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", default=3.0)
+# Reported by /readyz, but never a reason for 503: this process serves without them.
+{%- if cookiecutter.use_tasks %}
+READINESS_ADVISORY = ["tasks_worker"]
+{%- else %}
+READINESS_ADVISORY = []
+{%- endif %}
+{%- if cookiecutter.use_tasks %}
+
+# Background tasks (tasks/): Django's Tasks framework on django-tasks-db's database
+# backend. `enqueue` writes a row, in the caller's transaction; `manage.py worker` runs them.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Tasks one worker process runs at once (async tasks on its event loop, sync ones on threads).
+TASKS_WORKER_CONCURRENCY = env.int("TASKS_WORKER_CONCURRENCY", default=50)
+# Seconds an idle worker waits before it looks for new tasks again.
+TASKS_WORKER_INTERVAL = env.float("TASKS_WORKER_INTERVAL", default=0.5)
+# Every TASKS_HEARTBEAT_SECONDS a worker records that it is alive; a worker unseen for
+# TASKS_WORKER_LOST_SECONDS is lost (killed, or its host gone), and another worker puts its
+# running tasks back in the queue, or marks them failed after TASKS_MAX_ATTEMPTS attempts.
+TASKS_HEARTBEAT_SECONDS = env.float("TASKS_HEARTBEAT_SECONDS", default=5.0)
+TASKS_WORKER_LOST_SECONDS = env.float("TASKS_WORKER_LOST_SECONDS", default=60.0)
+TASKS_MAX_ATTEMPTS = env.int("TASKS_MAX_ATTEMPTS", default=3)
+# On SIGTERM running tasks get this long to finish; the rest go back in the queue.
+TASKS_SHUTDOWN_GRACE_SECONDS = env.float("TASKS_SHUTDOWN_GRACE_SECONDS", default=20.0)
+# Finished tasks' results are deleted after this many days (by the worker, hourly).
+TASKS_RESULT_RETENTION_DAYS = env.int("TASKS_RESULT_RETENTION_DAYS", default=7)
+# The example task (tasks/tasks.py) runs these checks one at a time, reporting progress.
+TASKS_SURVEY_CHECKS = {
+    name: path for name, path in READINESS_CHECKS.items() if name != "tasks_worker"
+}
+{%- if cookiecutter.use_httpx %}
+# ... and calls every DASHBOARD_SOURCES entry through the shared client; a path
+# source (self=/healthz) is called on this service at DASHBOARD_SELF_URL.
+TASKS_SURVEY_CHECKS["upstreams"] = "tasks.upstreams.sources_answer"
+DASHBOARD_SELF_URL = env.str("DASHBOARD_SELF_URL", default="http://127.0.0.1:8000")
+# Closed when the worker stops, as the web server's lifespan closes them (upstreams/lifespan.py).
+TASKS_WORKER_CLOSE = ["upstreams.client.aclose_client"]
+{%- endif %}
+{%- if cookiecutter.use_sse %}
+# A task's progress reaches /events/ as `task.progress` events:
+{%- if cookiecutter.broker == "redis" %}
+# the worker publishes them itself, through Redis.
+TASKS_PROGRESS_EVENTS = "worker"
+{%- else %}
+# the web process that enqueued the task relays what the worker records in the
+# database (the memory broker cannot carry them from the worker's process).
+TASKS_PROGRESS_EVENTS = "relay"
+{%- endif %}
+{%- endif %}
+{%- endif %}
 
 # Django's reports of a client's mistake (django.security.*) log at WARNING,
 # never ERROR (core/log.py).

@@ -20,6 +20,9 @@ urlpatterns = [
 {%- if cookiecutter.use_sse %}
     path("events/", include("events.urls")),
 {%- endif %}
+{%- if cookiecutter.use_tasks %}
+    path("tasks/", include("tasks.urls")),
+{%- endif %}
 ]
 
 # Errors raised outside a view's own handling: JSON under /api/ and for clients

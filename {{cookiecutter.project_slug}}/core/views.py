@@ -1,4 +1,5 @@
 from django.apps import apps
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -51,9 +52,14 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_safe
 async def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: 200 when every dependency answers, 503 naming the ones that do not."""
+    """Readiness: 200 when every dependency answers, 503 naming the ones that do not.
+
+    The checks named in READINESS_ADVISORY are reported but never make it 503:
+    what they watch (a background worker) does not stop this process serving.
+    """
     checks = await run_checks()
-    ready = all(check["ok"] for check in checks.values())
+    advisory = set(settings.READINESS_ADVISORY)
+    ready = all(check["ok"] for name, check in checks.items() if name not in advisory)
     return JsonResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks},
         status=200 if ready else 503,

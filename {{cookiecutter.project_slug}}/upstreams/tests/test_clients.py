@@ -11,6 +11,9 @@ from upstreams.retries import request
 from upstreams.status_api import ServiceNotFound, StatusApi, StatusApiError, StatusApiUnavailable
 
 
+# Startup runs the system checks, as runserver does; a model with a JSONField
+# asks the database whether it supports JSON (SQLite answers with a query).
+@pytest.mark.django_db(transaction=True)
 async def test_one_client_is_shared_until_shutdown_closes_it():
     first = get_client()
     assert get_client() is first
@@ -31,6 +34,7 @@ async def test_one_client_is_shared_until_shutdown_closes_it():
     assert get_client() is not first
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_startup_fails_with_the_check_message_when_a_setting_is_bad(settings):
     settings.DASHBOARD_SOURCES = "not-a-source"
     messages = iter([{"type": "lifespan.startup"}])
