@@ -157,7 +157,9 @@ def test_a_bad_answer_at_the_prompt_stops_the_questions_there(tmp_path, typed, e
 
 
 def test_the_prompt_offers_a_valid_slug_derived_from_the_name(tmp_path):
-    result = cookiecutter_cli(tmp_path, typed="2024 Café\n" + "\n" * 11)
+    # The name, then Enter at every other prompt.
+    others = len(dimensions()) + len(free_text_options())
+    result = cookiecutter_cli(tmp_path, typed="2024 Café\n" + "\n" * others)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "(cafe_2024)" in result.stdout
     assert [path.name for path in tmp_path.iterdir()] == ["cafe_2024"]
@@ -165,7 +167,10 @@ def test_the_prompt_offers_a_valid_slug_derived_from_the_name(tmp_path):
 
 def test_a_bad_choice_or_yes_no_at_the_prompt_is_asked_again(tmp_path):
     """Cookiecutter itself answers a bad choice or yes/no with one line and asks again."""
-    typed = "\n" * 5 + "3\n2\n" + "maybe\nno\n" + "\n" * 5
+    # Enter at the five free-text prompts, then database and use_async_views
+    # answered badly and again, then Enter at every other prompt.
+    others = len(dimensions()) + len(free_text_options()) + 1 - 7
+    typed = "\n" * 5 + "3\n2\n" + "maybe\nno\n" + "\n" * others
     result = cookiecutter_cli(tmp_path, typed=typed)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Please select one of the available options" in result.stdout
