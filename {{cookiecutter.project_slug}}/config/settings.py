@@ -382,8 +382,6 @@ TASKS_SURVEY_CHECKS = {
 # source (self=/healthz) is called on this service at DASHBOARD_SELF_URL.
 TASKS_SURVEY_CHECKS["upstreams"] = "tasks.upstreams.sources_answer"
 DASHBOARD_SELF_URL = env.str("DASHBOARD_SELF_URL", default="http://127.0.0.1:8000")
-# Closed when the worker stops, as the web server's lifespan closes them (upstreams/lifespan.py).
-TASKS_WORKER_CLOSE = ["upstreams.client.aclose_client"]
 {%- endif %}
 {%- if cookiecutter.use_sse %}
 # A task's progress reaches /events/ as `task.progress` events:
@@ -395,6 +393,18 @@ TASKS_PROGRESS_EVENTS = "worker"
 # database (the memory broker cannot carry them from the worker's process).
 TASKS_PROGRESS_EVENTS = "relay"
 {%- endif %}
+{%- endif %}
+{%- if cookiecutter.use_httpx or (cookiecutter.use_sse and cookiecutter.broker == "redis") %}
+# What the worker's tasks opened on its event loop, closed when it stops (as the web
+# server closes them at its shutdown).
+TASKS_WORKER_CLOSE = [
+{%- if cookiecutter.use_httpx %}
+    "upstreams.client.aclose_client",
+{%- endif %}
+{%- if cookiecutter.use_sse and cookiecutter.broker == "redis" %}
+    "events.broker.aclose_broker",  # its Redis connections
+{%- endif %}
+]
 {%- endif %}
 {%- endif %}
 

@@ -113,16 +113,20 @@ def recover_lost(backend_name: str, lost_after: float, max_attempts: int) -> tup
 
 
 def prune(backend_name: str, retention_days: int, lost_after: float) -> int:
-    """Delete results finished more than `retention_days` ago, and long-gone workers' heartbeats."""
+    """Delete results finished more than `retention_days` ago, and long-gone workers' heartbeats.
+
+    Returns how many results were deleted.
+    """
     cutoff = timezone.now() - timedelta(days=retention_days)
-    deleted, _ = (
+    _, deleted = (
         DBTaskResult.objects.finished()
         .filter(backend_name=backend_name, finished_at__lt=cutoff)
         .delete()
     )
     stale = timezone.now() - timedelta(seconds=max(lost_after * 10, 86400))
     WorkerHeartbeat.objects.filter(last_seen__lt=stale).delete()
-    return deleted
+    # The results alone: delete()'s total counts their progress and surveys too.
+    return deleted.get(DBTaskResult._meta.label, 0)
 
 
 class Worker:
@@ -255,6 +259,8 @@ class Worker:
 
     async def claim_and_run(self) -> None:
         while not self.done_claiming():
+            # Cleared before claiming: a task that ends meanwhile sets it again.
+            self.wake.clear()
             free = self.concurrency - len(self.running)
             if self.max_tasks is not None:
                 free = min(free, self.max_tasks - self.claimed)
@@ -271,7 +277,6 @@ class Worker:
             self.claimed += len(claimed)
             if len(claimed) < free or free <= 0:
                 # Idle, or full: wait for a free slot, a stop, or the next poll.
-                self.wake.clear()
                 try:
                     async with asyncio.timeout(self.interval):
                         await self.wake.wait()
