@@ -8,7 +8,8 @@ the containers consistent values.
 Then the stack of the default bake (SQLite) and of a postgresql+redis bake is
 built and run with podman-compose, as `docker compose up` would run it, and
 checked: `migrate` ran once and exited 0 before `web` started; `/healthz`,
-`/readyz` and the image's health check pass through the stack; `down` removes
+`/readyz` and the image's health check pass through the stack; the `worker`
+service runs a task enqueued through `web`, and is healthy; `down` removes
 the containers; an API token made before `down` still works after the next
 `up` (the named volumes keep the data). No registry can be reached here, so
 `postgres:17` and `redis:7` are replaced by a local image of Debian's own
@@ -46,9 +47,11 @@ from servers import IN_CI, ServerUnavailable, free_port
 
 BIN = Path(sys.executable).parent
 # The options compose.yaml's Jinja reads; the others leave it as it is.
-COMPOSE_OPTIONS = ("database", "broker", "use_sse", "use_channels")
+COMPOSE_OPTIONS = ("database", "broker", "use_sse", "use_channels", "use_tasks", "use_httpx")
 # uvicorn's --timeout-graceful-shutdown default in the image's command, in seconds.
 GRACEFUL_TIMEOUT = 10
+# TASKS_SHUTDOWN_GRACE_SECONDS' default: what the worker gives running tasks on SIGTERM.
+TASKS_GRACE = 20
 
 # PostgreSQL and Redis for the stack, as images built from Debian trixie's own
 # packages: no registry can be reached here, so `postgres:17` and `redis:7` cannot be
@@ -160,8 +163,9 @@ def containers_conf(tmp_path_factory) -> Path:
 
 def test_every_compose_file_follows_the_compose_specification(bakes, tmp_path):
     files = [project / "compose.yaml" for _, project in bakes.values()]
-    # sqlite or postgresql, times: memory broker with live features, Redis, neither.
-    assert len({path.read_text(encoding="utf-8") for path in files}) == 6
+    # sqlite or postgresql, times: memory broker with live features, Redis, neither; times:
+    # no worker, a worker, a worker that calls `web` (use_httpx, which alone changes nothing).
+    assert len({path.read_text(encoding="utf-8") for path in files}) == 2 * 3 * 3
     check = [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec"]
     result = subprocess.run([*check, *map(str, files)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -190,13 +194,16 @@ def test_podman_compose_reads_every_compose_file_with_the_bake_s_env(bakes, cont
         services = config["services"]
         backing = {"postgres"} if answers["database"] == "postgresql" else set()
         backing |= {"redis"} if uses_redis(answers) else set()
-        assert set(services) == {"migrate", "web", *backing}, name
+        workers = {"worker"} if answers["use_tasks"] else set()
+        assert set(services) == {"migrate", "web", *workers, *backing}, name
         web, migrate = services["web"], services["migrate"]
+        image_services = [web, migrate, *(services[name] for name in workers)]
 
-        assert web["depends_on"] == {
-            "migrate": {"condition": "service_completed_successfully"},
-            **{service: {"condition": "service_healthy"} for service in backing},
-        }, name
+        for dependent in (web, *(services[name] for name in workers)):
+            assert dependent["depends_on"] == {
+                "migrate": {"condition": "service_completed_successfully"},
+                **{service: {"condition": "service_healthy"} for service in backing},
+            }, name
         if "postgres" in backing:
             assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}, name
         for service in backing:
@@ -207,7 +214,20 @@ def test_podman_compose_reads_every_compose_file_with_the_bake_s_env(bakes, cont
         assert float(web["stop_grace_period"].removesuffix("s")) > GRACEFUL_TIMEOUT, name
 
         env = dotenv(project)
-        for service in (web, migrate):
+        self_calls = answers["use_tasks"] and answers["use_httpx"]
+        if workers:
+            worker = services["worker"]
+            assert worker["command"] == ["python", "manage.py", "worker"], name
+            # Not the image's /healthz check: a worker serves no HTTP.
+            assert worker["healthcheck"]["test"] == ["CMD", "python", "manage.py", "worker_alive"]
+            assert float(worker["stop_grace_period"].removesuffix("s")) > TASKS_GRACE, name
+            assert "ports" not in worker, name
+            # The example task calls /healthz on `web`, which must accept that host.
+            self_url = worker["environment"].get("DASHBOARD_SELF_URL")
+            assert self_url == ("http://web:8000" if self_calls else None), name
+        hosts = web["environment"].get("DJANGO_ALLOWED_HOSTS")
+        assert hosts == (env["DJANGO_ALLOWED_HOSTS"] + ",web" if self_calls else None), name
+        for service in image_services:
             assert service["env_file"] == [".env"], name
             environment = service["environment"]
             if answers["database"] == "postgresql":
@@ -241,7 +261,8 @@ def test_podman_compose_reads_every_compose_file_with_the_bake_s_env(bakes, cont
             answers["use_sse"] or answers["use_channels"]
         )
         assert web["environment"].get("WEB_CONCURRENCY") == ("1" if one_worker else None), name
-        assert "WEB_CONCURRENCY" not in migrate["environment"], name
+        for service in image_services[1:]:
+            assert "WEB_CONCURRENCY" not in service["environment"], name
 
 
 def test_env_example_documents_every_variable_compose_reads(bakes):
@@ -353,7 +374,11 @@ def override(services: dict, base: str, stand_in: str) -> dict:
     build_args = {"PYTHON_IMAGE": base}
     if HOST_CA_BUNDLE.exists():
         build_args["SSL_CERT_FILE"] = BUILD_CA_PATH
-    changed = {name: {"build": {"args": build_args}} for name in ("migrate", "web")}
+    changed = {
+        name: {"build": {"args": build_args}}
+        for name, service in services.items()
+        if "build" in service
+    }
     for name, command in STAND_IN_COMMANDS.items():
         if name in services:
             changed[name] = {"image": stand_in, "command": command}
@@ -370,6 +395,32 @@ def get(url: str, **kwargs) -> httpx.Response:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.25)
+
+
+def worker_runs_a_task(stack: Stack, url: str, bearer: dict[str, str]) -> None:
+    """The `worker` service runs the example task enqueued through `web`, and is healthy.
+
+    The survey's every check passes, the upstreams one included: the worker
+    reached `web` at DASHBOARD_SELF_URL, which accepted that host.
+    """
+    enqueued = httpx.post(f"{url}/tasks/survey/", headers=bearer, timeout=10)
+    assert enqueued.status_code == 202, enqueued.text
+    location = url + enqueued.headers["Location"]
+    deadline = time.monotonic() + 60
+    while (state := httpx.get(location, headers=bearer, timeout=10).json())["status"] in (
+        "READY",
+        "RUNNING",
+    ):
+        assert time.monotonic() < deadline, f"{state}\n{stack.logs('worker')}"
+        time.sleep(0.25)
+    assert state["status"] == "SUCCESSFUL", f"{state}\n{stack.logs('worker')}"
+    assert state["result"]["ok"] is True, state["result"]
+    assert "upstreams" in state["result"]["checks"]
+    assert state["attempts"] == 1
+    health = podman("healthcheck", "run", stack.container("worker"), check=False)
+    assert health.returncode == 0, health.stdout + health.stderr
+    ready = httpx.get(f"{url}/readyz", timeout=10).json()
+    assert ready["checks"]["tasks_worker"]["ok"] is True, ready
 
 
 @pytest.mark.parametrize(
@@ -421,7 +472,8 @@ def test_the_stack_runs_with_podman(tmp_path, shared_dir, containers_conf, answe
         assert get(f"{url}/healthz").json() == {"status": "ok"}
         ready = get(f"{url}/readyz")
         assert ready.status_code == 200, ready.text
-        expected = {"database"} | ({"redis", "channel_layer"} if "redis" in services else set())
+        expected = {"database", "tasks_worker"}
+        expected |= {"redis", "channel_layer"} if "redis" in services else set()
         assert set(ready.json()["checks"]) == expected
         health = podman("healthcheck", "run", stack.container("web"), check=False)
         assert health.returncode == 0, health.stdout + health.stderr
@@ -434,6 +486,9 @@ def test_the_stack_runs_with_podman(tmp_path, shared_dir, containers_conf, answe
         bearer = {"Authorization": f"Bearer {token}"}
         assert get(f"{url}/auth/whoami/", headers=bearer).status_code == 200
 
+        with phase("compose worker runs a task"):
+            worker_runs_a_task(stack, url, bearer)
+
         with phase("compose down"):
             stack.down()
         assert stack.containers() == []
@@ -445,5 +500,5 @@ def test_the_stack_runs_with_podman(tmp_path, shared_dir, containers_conf, answe
     finally:
         with contextlib.suppress(CommandFailed, subprocess.TimeoutExpired):
             stack.down("--volumes")
-        for service in ("migrate", "web"):
+        for service in ("migrate", "web", "worker"):
             podman("rmi", "--force", f"{stack.name}_{service}", check=False)
