@@ -2,6 +2,9 @@
 
 A check is an async callable that returns when its dependency answers and
 raises when it does not. settings.READINESS_CHECKS names the checks to run.
+A check that finds what it looks for missing, rather than failing itself,
+raises CheckFailed: logged in one line, where any other error comes with its
+traceback.
 """
 
 import asyncio
@@ -15,6 +18,11 @@ from django.db import connection
 from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
+
+
+class CheckFailed(Exception):
+    """The check ran and its dependency is not there; the message says what is missing."""
+
 
 # Django has no async database driver, so the query runs on a thread: this
 # one, not the request's. A check that times out is abandoned, not stopped (a
@@ -49,6 +57,11 @@ async def run_check(name: str, check) -> dict:
             await check()
     except TimeoutError:
         error = "timeout"
+    except CheckFailed as exc:
+        # Expected while the dependency is away: an orchestrator polling
+        # /readyz would otherwise fill the log with the same traceback.
+        logger.warning("Readiness check %s failed: %s", name, exc)
+        error = type(exc).__name__
     except Exception as exc:
         logger.warning("Readiness check %s failed", name, exc_info=True)
         error = type(exc).__name__

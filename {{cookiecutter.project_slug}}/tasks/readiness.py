@@ -5,10 +5,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from core.readiness import CheckFailed
 from tasks.models import WorkerHeartbeat
 
 
-class NoWorker(Exception):
+class NoWorker(CheckFailed):
     """No worker has recorded a heartbeat within TASKS_WORKER_LOST_SECONDS."""
 
 

@@ -3,11 +3,12 @@
 import httpx
 from django.conf import settings
 
+from core.readiness import CheckFailed
 from upstreams.client import get_client
 from upstreams.dashboard import collect, on_this_server, parse_sources
 
 
-class SourcesFailing(Exception):
+class SourcesFailing(CheckFailed):
     """Some DASHBOARD_SOURCES did not answer; the message names them."""
 
 

@@ -8,6 +8,7 @@ from django.db import OperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from config.asgi import application
+from core.readiness import CheckFailed, run_check
 from core.testing import asgi_request, database_down
 
 
@@ -55,6 +56,33 @@ async def test_readyz_names_a_failing_database(async_client):
         "ms": body["checks"]["database"]["ms"],
         "error": "OperationalError",
     }
+
+
+class Missing(CheckFailed):
+    pass
+
+
+async def missing():
+    raise Missing("the thing is not there")
+
+
+async def broken():
+    raise ZeroDivisionError
+
+
+async def test_a_check_that_finds_its_dependency_missing_logs_one_line(caplog):
+    result = await run_check("thing", missing)
+    assert result["ok"] is False and result["error"] == "Missing"
+    (record,) = caplog.records
+    assert record.getMessage() == "Readiness check thing failed: the thing is not there"
+    assert record.exc_info is None
+
+
+async def test_a_check_that_fails_itself_logs_its_traceback(caplog):
+    result = await run_check("thing", broken)
+    assert result["error"] == "ZeroDivisionError"
+    (record,) = caplog.records
+    assert record.exc_info[0] is ZeroDivisionError
 
 
 @pytest.mark.django_db(transaction=True)
