@@ -58,7 +58,9 @@ def describe(db_result: DBTaskResult) -> dict:
 @require_POST
 @token_required
 async def enqueue_survey(request: HttpRequest) -> JsonResponse:
-    """POST /tasks/survey/ {} -> 202 {"id", "status": "READY", ...}, Location: /tasks/<id>/.
+    """POST /tasks/survey/ {} -> 202 with the task's state, Location: /tasks/<id>/.
+
+    The state is READY, or already RUNNING when a worker claimed the task at once.
 
     400 JSON for a body that is not JSON, or not an empty object (the survey
     takes no arguments).
