@@ -6,7 +6,7 @@ Both take any valid bearer token: a task has no owner, and its id (a random
 UUID) is only known to whoever enqueued it.
 """
 
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.tasks import TaskResultStatus
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -90,5 +90,6 @@ async def detail(request: HttpRequest, result_id) -> JsonResponse:
     try:
         db_result = await DBTaskResult.objects.select_related("progress").aget(id=result_id)
     except DBTaskResult.DoesNotExist:
-        raise Http404("No such task.") from None
+        # Answered here, not raised: with DEBUG on, Http404 would get Django's HTML page.
+        return JsonResponse({"detail": "No such task."}, status=404)
     return JsonResponse(describe(db_result))

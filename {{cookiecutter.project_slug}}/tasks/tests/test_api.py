@@ -111,6 +111,13 @@ async def test_an_unknown_or_malformed_id_is_404_json(async_client, token_header
     assert "detail" in response.json()
 
 
+async def test_an_unknown_id_is_404_json_with_debug_on_too(async_client, token_headers, settings):
+    settings.DEBUG = True  # Http404 would get Django's technical HTML page
+    response = await async_client.get(f"/tasks/{uuid.uuid4()}/", headers=token_headers)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No such task."}
+
+
 @pytest.mark.parametrize("method", ["get", "post"])
 @pytest.mark.parametrize(
     "authorization", [None, "Bearer " + "n0t-a-real-token" * 3, "Basic dXNlcjpwYXNz"]
