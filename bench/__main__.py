@@ -14,6 +14,9 @@ Runs, one after another on this machine (each section stops what it started):
   sharing Redis: delivery latency.
 - bench.channels: one room over Redis, two uvicorn processes, 100 and then
   1,000 websocket clients: broadcast latency.
+bench.tasks runs on its own (`python -m bench.tasks`, about 7 minutes); the
+page keeps its latest recorded run (bench/results/tasks.json), or the
+section it already has.
 Prints the tables, writes docs/benchmarks.md (machine, versions, date,
 command) and the plots in docs/img/. Needs wrk and redis-server.
 """
@@ -36,6 +39,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 from bench import channels, http, httpx_fanout, quantile_ms, sse
+from bench import tasks as background_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -275,7 +279,8 @@ def write_page(
         "# Benchmarks",
         "",
         "Written by `uv run --group bench python -m bench`; every number below comes",
-        "from the one run described here.",
+        "from the one run described here, but [Background tasks](#background-tasks),",
+        "which `python -m bench.tasks` measures in a run of its own.",
         "",
         *about,
         "",
@@ -284,6 +289,7 @@ def write_page(
     ]
     for title, lines in sections:
         page += [f"## {title}", "", "```text", *lines, "```", ""]
+    page += background_tasks.kept_section()
     page += [f"![{image.stem}](img/{image.name})" for image in images]
     (DOCS / "benchmarks.md").write_text("\n".join(page) + "\n")
 
