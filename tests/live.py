@@ -117,6 +117,8 @@ class Deployment:
     media: Path
     redis: Redis | None
     postgres: Postgres | None
+    # The environment the server runs in: the same for other processes of the project.
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def url(self) -> str:
@@ -194,7 +196,8 @@ def deploy(tmp_path: Path, environments, **answers) -> Iterator[Deployment]:
         server = stack.enter_context(
             uvicorn_server(python, project, env, *uvicorn_arguments(serve))
         )
-        yield Deployment(project, server, created.stdout.split()[-1], media, redis, postgres)
+        token = created.stdout.split()[-1]
+        yield Deployment(project, server, token, media, redis, postgres, env)
 
 
 @dataclass

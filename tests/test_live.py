@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -90,6 +91,8 @@ async def health(client, deployment) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200, ready.text
     expected = {"database"} | ({"redis", "channel_layer"} if deployment.redis else set())
+    # Advisory: reported, never a reason for 503 (no worker runs beside this server).
+    expected |= {"tasks_worker"}
     assert set(ready.json()["checks"]) == expected
 
 
@@ -263,6 +266,91 @@ def test_a_browser_sees_events_and_chat(deployment, request):
                 # The refused requests are logged; a script error would be too.
                 refused = ("Failed to load resource: ", "WebSocket connection to ")
                 assert [e for e in console_errors if not e.startswith(refused)] == []
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def task_worker(python: Path, deployment) -> Iterator[subprocess.Popen]:
+    """`manage.py worker` beside the server, in its environment; SIGTERM, then SIGKILL, on exit."""
+    log = deployment.project.parent / "worker.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [python, "manage.py", "worker"],
+            cwd=deployment.project,
+            env=deployment.env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def test_a_browser_sees_a_task_s_progress(deployment, environments, request):
+    """The home page's tasks panel shows the worker, and a task's progress bar filling live.
+
+    The events come through the broker from the worker (Redis) or relayed by
+    the web process from the database (memory): the panel shows both alike.
+    """
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("chromium not found (required when CI=true): apt-get install chromium")
+        pytest.skip("chromium not found: apt-get install chromium")
+    python = environments.python_for(deployment.project)
+    console_errors = []
+    with (
+        task_worker(python, deployment) as worker,
+        httpx.Client(base_url=deployment.url, headers=deployment.auth, timeout=10) as client,
+        sync_playwright() as playwright,
+    ):
+        # The page asks /readyz once on load: let the worker's first heartbeat come first.
+        deadline = time.monotonic() + 30
+        while not client.get("/readyz").json()["checks"]["tasks_worker"]["ok"]:
+            assert worker.poll() is None, "the worker exited"
+            assert time.monotonic() < deadline, "no worker heartbeat in 30 s"
+            time.sleep(0.2)
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        try:
+            page = browser.new_page()
+            page.on(
+                "console", lambda m: console_errors.append(m.text) if m.type == "error" else None
+            )
+            page.goto(deployment.url + "/")
+            panel = page.locator("#tasks-panel")
+            expect(panel.locator(".state")).to_have_text("open", timeout=15_000)
+            expect(panel.locator(".worker")).to_have_text("A worker is running.")
+            expect(panel.locator("code.enqueue")).to_contain_text(
+                f"curl -X POST {deployment.url}/tasks/survey/"
+            )
+
+            enqueued = client.post("/tasks/survey/")
+            assert enqueued.status_code == 202, enqueued.text
+            row = panel.locator(f'li[data-task-id="{enqueued.json()["id"]}"]')
+            expect(row).to_have_attribute("data-status", "SUCCESSFUL", timeout=30_000)
+            expect(row.locator(".status")).to_have_text("SUCCESSFUL")
+            expect(row.locator(".meta")).to_contain_text("survey")
+            # The bar's max is the `total` that only task.progress events carry: they arrived.
+            checks = client.get(enqueued.headers["Location"]).json()["result"]["checks"]
+            bar = row.locator("progress")
+            assert bar.evaluate("bar => [bar.value, bar.max]") == [len(checks), len(checks)]
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(
+                path=ARTIFACTS / f"live-tasks-{request.node.callspec.id}.png", full_page=True
+            )
+            assert console_errors == []
         finally:
             browser.close()
 
