@@ -75,14 +75,8 @@ class Upstream(BaseHTTPRequestHandler):
         if self.path == "/slow":
             time.sleep(DASHBOARD_DEADLINE * 3)
         status = 500 if self.path == "/broken" else 200
-        body = json.dumps({"path": self.path}).encode()
         # The dashboard hangs up on the slow one at its deadline.
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+        answer_json(self, status, json.dumps({"path": self.path}).encode())
 
     def log_message(self, *args):
         pass
@@ -312,3 +306,25 @@ async def wait_for_status(client, url: str, status: int, seconds: float = 30) ->
         if time.monotonic() - started > seconds:
             raise AssertionError(f"{url} did not answer {status} within {seconds}s")
         await asyncio.sleep(0.1)
+
+
+WORKER_COMMAND = re.compile(r"<!-- worker-command -->\s*```sh\n(.*?)```", re.DOTALL)
+
+
+def worker_command(project: Path) -> list[str]:
+    """The baked README's command for the worker, minus `uv run python`."""
+    found = WORKER_COMMAND.search((project / "README.md").read_text())
+    assert found, "the baked README has no <!-- worker-command --> block"
+    command = shlex.split(found[1])
+    assert command[:3] == ["uv", "run", "python"], command
+    return command[3:]
+
+
+def answer_json(handler: BaseHTTPRequestHandler, status: int, body: bytes) -> None:
+    """Send `body` as a JSON response, unless the client has already hung up."""
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)

@@ -231,6 +231,16 @@ class Uvicorn:
         return self.log.read_text(errors="replace")
 
 
+def stop_process(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if `process` has not exited within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
 @contextlib.contextmanager
 def uvicorn_server(python: Path, project: Path, env: dict[str, str], *args: str):
     """Serve `project` with the uvicorn of its environment; stopped (SIGTERM) on exit."""
@@ -249,11 +259,6 @@ def uvicorn_server(python: Path, project: Path, env: dict[str, str], *args: str)
             raise RuntimeError(f"uvicorn did not start:\n{server.output()}") from None
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=15)
         server.stopped_output = server.output()
         log.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import psutil
@@ -33,11 +34,15 @@ from live import (
     serve_commands,
     uvicorn_arguments,
     wait_for_status,
+    worker_command,
 )
 from matrix import TEMPLATE_DIR
-from servers import free_port, served_env, uvicorn_server, wait_for_port
+from servers import free_port, served_env, stop_process, uvicorn_server, wait_for_port
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 BAKES = {
     "sqlite-memory": {"database": "sqlite", "broker": "memory"},
@@ -211,8 +216,13 @@ async def rooms(deployment) -> None:
     assert refused.value.response.status_code == 403
 
 
-def test_a_browser_sees_events_and_chat(deployment, request):
-    from playwright.sync_api import expect, sync_playwright
+@contextlib.contextmanager
+def browser_page() -> Iterator[tuple[Page, list[str]]]:
+    """A page in Debian's Chromium (never a downloaded browser), and the console errors it logs.
+
+    Skips without Chromium; fails instead when CI=true.
+    """
+    from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -230,44 +240,49 @@ def test_a_browser_sees_events_and_chat(deployment, request):
             page.on(
                 "console", lambda m: console_errors.append(m.text) if m.type == "error" else None
             )
-            page.goto(deployment.url + "/")
-            events = page.locator("#events-panel")
-            chat = page.locator("#rooms-panel")
-            expect(events.locator(".state")).to_have_text("open", timeout=15_000)
-            expect(chat.locator(".state")).to_have_text("open", timeout=15_000)
-
-            # The page gives the README's command for this server; what it publishes shows up.
-            expect(events.locator("code.publish")).to_contain_text(
-                f"curl -X POST {deployment.url}/events/publish/"
-            )
-            with httpx.Client(timeout=10) as client:
-                response = client.post(
-                    f"{deployment.url}/events/publish/",
-                    json={"event": "order.paid", "data": {"id": 5}},
-                    headers=deployment.auth,
-                )
-            assert response.status_code == 202
-            expect(events.locator(".log li").first).to_contain_text(
-                f'{response.json()["id"]} order.paid{{"id":5}}', timeout=15_000
-            )
-
-            chat.locator("input[name=message]").fill("hello from chromium")
-            chat.locator("form.send button").click()
-            expect(chat.locator(".log li").first).to_contain_text(
-                "hello from chromium", timeout=15_000
-            )
-            expect(chat.locator(".log li").first).to_contain_text("anonymous")
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=ARTIFACTS / f"live-{request.node.callspec.id}.png", full_page=True)
-            # A CSP violation or a failed script shows up as a console error.
-            assert console_errors == []
-            if deployment.redis:
-                panels_say_why_redis_is_down(page, deployment, expect)
-                # The refused requests are logged; a script error would be too.
-                refused = ("Failed to load resource: ", "WebSocket connection to ")
-                assert [e for e in console_errors if not e.startswith(refused)] == []
+            yield page, console_errors
         finally:
             browser.close()
+
+
+def test_a_browser_sees_events_and_chat(deployment, request):
+    from playwright.sync_api import expect
+
+    with browser_page() as (page, console_errors):
+        page.goto(deployment.url + "/")
+        events = page.locator("#events-panel")
+        chat = page.locator("#rooms-panel")
+        expect(events.locator(".state")).to_have_text("open", timeout=15_000)
+        expect(chat.locator(".state")).to_have_text("open", timeout=15_000)
+
+        # The page gives the README's command for this server; what it publishes shows up.
+        expect(events.locator("code.publish")).to_contain_text(
+            f"curl -X POST {deployment.url}/events/publish/"
+        )
+        with httpx.Client(timeout=10) as client:
+            response = client.post(
+                f"{deployment.url}/events/publish/",
+                json={"event": "order.paid", "data": {"id": 5}},
+                headers=deployment.auth,
+            )
+        assert response.status_code == 202
+        expect(events.locator(".log li").first).to_contain_text(
+            f'{response.json()["id"]} order.paid{{"id":5}}', timeout=15_000
+        )
+
+        chat.locator("input[name=message]").fill("hello from chromium")
+        chat.locator("form.send button").click()
+        expect(chat.locator(".log li").first).to_contain_text("hello from chromium", timeout=15_000)
+        expect(chat.locator(".log li").first).to_contain_text("anonymous")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=ARTIFACTS / f"live-{request.node.callspec.id}.png", full_page=True)
+        # A CSP violation or a failed script shows up as a console error.
+        assert console_errors == []
+        if deployment.redis:
+            panels_say_why_redis_is_down(page, deployment, expect)
+            # The refused requests are logged; a script error would be too.
+            refused = ("Failed to load resource: ", "WebSocket connection to ")
+            assert [e for e in console_errors if not e.startswith(refused)] == []
 
 
 @contextlib.contextmanager
@@ -276,7 +291,7 @@ def task_worker(python: Path, deployment) -> Iterator[subprocess.Popen]:
     log = deployment.project.parent / "worker.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            [python, "manage.py", "worker"],
+            [python, *worker_command(deployment.project)],
             cwd=deployment.project,
             env=deployment.env,
             stdout=output,
@@ -285,12 +300,7 @@ def task_worker(python: Path, deployment) -> Iterator[subprocess.Popen]:
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+        stop_process(process, timeout=30)
 
 
 def test_a_browser_sees_a_task_s_progress(deployment, environments, request):
@@ -299,19 +309,13 @@ def test_a_browser_sees_a_task_s_progress(deployment, environments, request):
     The events come through the broker from the worker (Redis) or relayed by
     the web process from the database (memory): the panel shows both alike.
     """
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("chromium not found (required when CI=true): apt-get install chromium")
-        pytest.skip("chromium not found: apt-get install chromium")
     python = environments.python_for(deployment.project)
-    console_errors = []
     with (
         task_worker(python, deployment) as worker,
         httpx.Client(base_url=deployment.url, headers=deployment.auth, timeout=10) as client,
-        sync_playwright() as playwright,
+        browser_page() as (page, console_errors),
     ):
         # The page asks /readyz once on load: let the worker's first heartbeat come first.
         deadline = time.monotonic() + 30
@@ -319,40 +323,29 @@ def test_a_browser_sees_a_task_s_progress(deployment, environments, request):
             assert worker.poll() is None, "the worker exited"
             assert time.monotonic() < deadline, "no worker heartbeat in 30 s"
             time.sleep(0.2)
-        browser = playwright.chromium.launch(
-            executable_path=chromium,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        page.goto(deployment.url + "/")
+        panel = page.locator("#tasks-panel")
+        expect(panel.locator(".state")).to_have_text("open", timeout=15_000)
+        expect(panel.locator(".worker")).to_have_text("A worker is running.")
+        expect(panel.locator("code.enqueue")).to_contain_text(
+            f"curl -X POST {deployment.url}/tasks/survey/"
         )
-        try:
-            page = browser.new_page()
-            page.on(
-                "console", lambda m: console_errors.append(m.text) if m.type == "error" else None
-            )
-            page.goto(deployment.url + "/")
-            panel = page.locator("#tasks-panel")
-            expect(panel.locator(".state")).to_have_text("open", timeout=15_000)
-            expect(panel.locator(".worker")).to_have_text("A worker is running.")
-            expect(panel.locator("code.enqueue")).to_contain_text(
-                f"curl -X POST {deployment.url}/tasks/survey/"
-            )
 
-            enqueued = client.post("/tasks/survey/")
-            assert enqueued.status_code == 202, enqueued.text
-            row = panel.locator(f'li[data-task-id="{enqueued.json()["id"]}"]')
-            expect(row).to_have_attribute("data-status", "SUCCESSFUL", timeout=30_000)
-            expect(row.locator(".status")).to_have_text("SUCCESSFUL")
-            expect(row.locator(".meta")).to_contain_text("survey")
-            # The bar's max is the `total` that only task.progress events carry: they arrived.
-            checks = client.get(enqueued.headers["Location"]).json()["result"]["checks"]
-            bar = row.locator("progress")
-            assert bar.evaluate("bar => [bar.value, bar.max]") == [len(checks), len(checks)]
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(
-                path=ARTIFACTS / f"live-tasks-{request.node.callspec.id}.png", full_page=True
-            )
-            assert console_errors == []
-        finally:
-            browser.close()
+        enqueued = client.post("/tasks/survey/")
+        assert enqueued.status_code == 202, enqueued.text
+        row = panel.locator(f'li[data-task-id="{enqueued.json()["id"]}"]')
+        expect(row).to_have_attribute("data-status", "SUCCESSFUL", timeout=30_000)
+        expect(row.locator(".status")).to_have_text("SUCCESSFUL")
+        expect(row.locator(".meta")).to_contain_text("survey")
+        # The bar's max is the `total` that only task.progress events carry: they arrived.
+        checks = client.get(enqueued.headers["Location"]).json()["result"]["checks"]
+        bar = row.locator("progress")
+        assert bar.evaluate("bar => [bar.value, bar.max]") == [len(checks), len(checks)]
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(
+            path=ARTIFACTS / f"live-tasks-{request.node.callspec.id}.png", full_page=True
+        )
+        assert console_errors == []
 
 
 def panels_say_why_redis_is_down(page, deployment, expect) -> None:

@@ -15,8 +15,6 @@ task can be caught really running, in its upstream call, with no sleep.
 import asyncio
 import contextlib
 import json
-import re
-import shlex
 import signal
 import subprocess
 import tempfile
@@ -30,7 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 from bakery import run
-from live import Deployment, EventSource, deploy
+from live import Deployment, EventSource, answer_json, deploy, worker_command
 
 BAKES = {
     "sqlite-memory": {"database": "sqlite", "broker": "memory"},
@@ -49,16 +47,6 @@ WORKER_ENV = {
     "HTTPX_READ_TIMEOUT": str(HOLD_SECONDS),
 }
 FINISHED = {"SUCCESSFUL", "FAILED"}
-WORKER_COMMAND = re.compile(r"<!-- worker-command -->\s*```sh\n(.*?)```", re.DOTALL)
-
-
-def worker_command(project: Path) -> list[str]:
-    """The baked README's command for the worker, minus `uv run python`."""
-    found = WORKER_COMMAND.search((project / "README.md").read_text())
-    assert found, "the baked README has no <!-- worker-command --> block"
-    command = shlex.split(found[1])
-    assert command[:3] == ["uv", "run", "python"], command
-    return command[3:]
 
 
 class Gate:
@@ -76,14 +64,8 @@ class Gate:
                 with gate._lock:
                     gate._arrivals += 1
                 gate.open.wait(HOLD_SECONDS)
-                body = b'{"gate": "open"}'
                 # A worker killed mid-request has hung up by the time the gate opens.
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
+                answer_json(self, 200, b'{"gate": "open"}')
 
             def log_message(self, *args):
                 pass
