@@ -8,7 +8,9 @@ taken through `config.asgi.application` itself.
 
 import asyncio
 import contextlib
+import re
 from dataclasses import dataclass
+from html import unescape
 from unittest import mock
 
 from asgiref.sync import SyncToAsync
@@ -178,3 +180,12 @@ def database_down():
 
     with mock.patch.object(BaseDatabaseWrapper, "ensure_connection", refuse):
         yield
+
+
+async def home_panel(async_client, panel_id: str) -> str:
+    """The home page's `<section id=panel_id>`, entities unescaped; fails when it is missing."""
+    html = (await async_client.get("/")).content.decode()
+    found = re.search(rf'<section class="panel" id="{panel_id}"(.*?)</section>', html, re.DOTALL)
+    if found is None:
+        raise AssertionError(f"no {panel_id} on the home page")
+    return unescape(found.group(0))

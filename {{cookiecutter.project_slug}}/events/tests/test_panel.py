@@ -1,25 +1,13 @@
 """The home page's live events panel: it says how to publish, and events.js finds its hooks."""
 
-import re
-from html import unescape
-
 from django.contrib.staticfiles import finders
 from django.urls import reverse
 
-from core.testing import database_down
-
-PANEL = re.compile(r'<section class="panel" id="events-panel"(.*?)</section>', re.DOTALL)
-
-
-async def events_panel(async_client) -> str:
-    html = (await async_client.get("/")).content.decode()
-    panel = PANEL.search(html)
-    assert panel, "no events panel on the home page"
-    return unescape(panel.group(0))
+from core.testing import database_down, home_panel
 
 
 async def test_the_panel_gives_the_publish_command_for_this_server(async_client):
-    panel = await events_panel(async_client)
+    panel = await home_panel(async_client, "events-panel")
     # The README's example, on the host the page was served from.
     assert "curl -X POST http://testserver/events/publish/ \\" in panel
     assert '-H "Authorization: Bearer <token>"' in panel
@@ -29,7 +17,7 @@ async def test_the_panel_gives_the_publish_command_for_this_server(async_client)
 
 
 async def test_the_panel_carries_what_events_js_reads(async_client):
-    panel = await events_panel(async_client)
+    panel = await home_panel(async_client, "events-panel")
     assert f'data-stream-url="{reverse("events:stream")}"' in panel
     assert f'data-readyz-url="{reverse("readyz")}"' in panel
     assert '<p class="problem" role="alert" hidden></p>' in panel

@@ -1,10 +1,13 @@
 import asyncio
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from core.models import ApiToken
+from tasks.models import WorkerHeartbeat
 from tasks.tests import jobs
 from tasks.worker import Worker
 
@@ -60,3 +63,16 @@ async def event_broker(request, settings):
     if redis:
         await broker.redis.delete(settings.SSE_STREAM_KEY)
     await aclose_broker()
+
+
+def heartbeat(worker_id: str, seconds_ago: float, hostname: str = "test") -> None:
+    """A worker's heartbeat row, as if it was last seen `seconds_ago` seconds ago."""
+    now = timezone.now()
+    WorkerHeartbeat.objects.create(
+        worker_id=worker_id,
+        hostname=hostname,
+        pid=7,
+        started_at=now - timedelta(days=2),
+        last_seen=now - timedelta(seconds=seconds_ago),
+        running=2,
+    )

@@ -2,27 +2,19 @@
 
 import re
 import uuid
-from html import unescape
 
 from django.contrib.staticfiles import finders
 from django.urls import resolve, reverse
 
+from core.testing import home_panel
 from tasks import views
 from tasks.progress import events_mode
 
-PANEL = re.compile(r'<section class="panel" id="tasks-panel"(.*?)</section>', re.DOTALL)
 POLL = re.compile(r'curl http://testserver(\S+) \\\n  -H "Authorization: Bearer <token>"')
 
 
-async def tasks_panel(async_client) -> str:
-    html = (await async_client.get("/")).content.decode()
-    panel = PANEL.search(html)
-    assert panel, "no tasks panel on the home page"
-    return unescape(panel.group(0))
-
-
 async def test_the_panel_gives_the_enqueue_command_for_this_server(async_client):
-    panel = await tasks_panel(async_client)
+    panel = await home_panel(async_client, "tasks-panel")
     command = "curl -X POST http://testserver/tasks/survey/ \\\n"
     assert command + '  -H "Authorization: Bearer <token>"' in panel
     assert resolve(reverse("tasks:survey")).func is views.enqueue_survey
@@ -34,7 +26,7 @@ async def test_the_panel_gives_the_enqueue_command_for_this_server(async_client)
 
 
 async def test_with_progress_events_the_panel_listens_on_the_stream(async_client):
-    panel = await tasks_panel(async_client)
+    panel = await home_panel(async_client, "tasks-panel")
     if events_mode():  # this project has Server-Sent Events
         assert f'data-stream-url="{reverse("events:stream")}"' in panel
         assert '<span class="state" data-state="connecting" role="status">' in panel
@@ -48,7 +40,7 @@ async def test_with_progress_events_the_panel_listens_on_the_stream(async_client
 
 async def test_without_progress_events_the_panel_says_how_to_poll(async_client, settings):
     settings.TASKS_PROGRESS_EVENTS = None
-    panel = await tasks_panel(async_client)
+    panel = await home_panel(async_client, "tasks-panel")
     assert "data-stream-url" not in panel
     assert 'class="state"' not in panel
     assert '<ol class="log tasks">' not in panel

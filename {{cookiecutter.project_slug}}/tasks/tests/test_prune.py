@@ -8,6 +8,7 @@ from django_tasks_db.models import DBTaskResult
 
 from tasks.models import Survey, TaskProgress, WorkerHeartbeat
 from tasks.tests import jobs
+from tasks.tests.conftest import heartbeat
 from tasks.worker import prune
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,15 +55,8 @@ def test_prune_keeps_other_backends_results():
 
 
 def test_prune_forgets_workers_gone_for_a_day():
-    now = timezone.now()
     for worker_id, hours_ago in (("gone", 25), ("recent", 1)):
-        WorkerHeartbeat.objects.create(
-            worker_id=worker_id,
-            hostname="test",
-            pid=1,
-            started_at=now - timedelta(days=2),
-            last_seen=now - timedelta(hours=hours_ago),
-        )
+        heartbeat(worker_id, seconds_ago=hours_ago * 3600)
     prune("default", RETENTION_DAYS, lost_after=60.0)
     assert list(WorkerHeartbeat.objects.values_list("worker_id", flat=True)) == ["recent"]
 

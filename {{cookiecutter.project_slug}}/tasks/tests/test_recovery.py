@@ -9,9 +9,8 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult, get_date_max
 
-from tasks.models import WorkerHeartbeat
 from tasks.tests import jobs
-from tasks.tests.conftest import POLL, WORKER_TIMEOUT, run_worker, wait_for
+from tasks.tests.conftest import POLL, WORKER_TIMEOUT, heartbeat, run_worker, wait_for
 from tasks.worker import Worker, WorkerLost, recover_lost
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,19 +29,8 @@ def running_since(seconds: float, worker_ids: list[str]) -> DBTaskResult:
     return DBTaskResult.objects.get(id=result.id)
 
 
-def seen(worker_id: str, seconds_ago: float) -> None:
-    now = timezone.now()
-    WorkerHeartbeat.objects.create(
-        worker_id=worker_id,
-        hostname="test",
-        pid=1,
-        started_at=now - timedelta(hours=1),
-        last_seen=now - timedelta(seconds=seconds_ago),
-    )
-
-
 def test_a_lost_workers_task_goes_back_in_the_queue(caplog):
-    seen("dead", seconds_ago=LOST_AFTER + 5)
+    heartbeat("dead", seconds_ago=LOST_AFTER + 5)
     lost = running_since(LOST_AFTER + 10, ["dead"])
     never_seen = running_since(LOST_AFTER + 10, ["other", "vanished"])
     with caplog.at_level(logging.ERROR, logger="tasks.worker"):
@@ -67,7 +55,7 @@ def test_a_lost_task_out_of_attempts_fails_with_worker_lost(caplog):
 
 
 def test_the_tasks_of_a_live_worker_and_recent_claims_are_left_alone():
-    seen("alive", seconds_ago=1)
+    heartbeat("alive", seconds_ago=1)
     long_running = running_since(LOST_AFTER * 10, ["alive"])
     # Claimed a moment ago by a worker whose first heartbeat is still to come.
     just_claimed = running_since(1, ["starting"])

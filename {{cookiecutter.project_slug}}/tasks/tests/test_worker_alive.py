@@ -1,14 +1,12 @@
 """manage.py worker_alive: the worker container's health check (compose.yaml's `worker`)."""
 
 import socket
-from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
 from core.testing import database_down
-from tasks.models import WorkerHeartbeat
+from tasks.tests import conftest
 
 pytestmark = pytest.mark.django_db
 
@@ -21,15 +19,8 @@ def beats(settings):
 
 
 def heartbeat(worker_id: str, seconds_ago: float, hostname: str | None = None) -> None:
-    now = timezone.now()
-    WorkerHeartbeat.objects.create(
-        worker_id=worker_id,
-        hostname=hostname or socket.gethostname(),
-        pid=7,
-        started_at=now - timedelta(hours=1),
-        last_seen=now - timedelta(seconds=seconds_ago),
-        running=2,
-    )
+    """A heartbeat from this host unless `hostname` says another."""
+    conftest.heartbeat(worker_id, seconds_ago, hostname or socket.gethostname())
 
 
 def test_a_recent_heartbeat_of_this_host_is_alive(capsys):
