@@ -73,9 +73,9 @@ def write_dotenv(root: Path) -> None:
     path.chmod(0o600)
 
 
-def readme_section(readme: str, heading: str) -> str:
-    """The text of the README's `## heading`, up to its first subsection."""
-    return readme.partition(f"\n## {heading}\n")[2].partition("\n#")[0]
+def readme_section(readme: str, heading: str, level: str = "##") -> str:
+    """The text of the README's `## heading` (or `### heading`), up to its next heading."""
+    return readme.partition(f"\n{level} {heading}\n")[2].partition("\n#")[0]
 
 
 def last_commands(section: str) -> list[str]:
@@ -92,6 +92,9 @@ def next_steps(project: Path) -> str:
     lines += [f"    {command}" for command in last_commands(run)]
     if address := re.search(r"Then open <(\S+)>", run):
         lines.append(f"Then open {address[1]}")
+    if worker := last_commands(readme_section(readme, "The task worker", level="###")):
+        lines.append("And in another terminal, the task worker:")
+        lines += [f"    {command}" for command in worker]
     lines.append("Test it:")
     lines += [f"    {command}" for command in last_commands(readme_section(readme, "Test it"))]
     servers = [

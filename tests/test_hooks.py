@@ -301,7 +301,7 @@ def test_each_bake_gets_its_own_secret_key(tmp_path):
             "It needs a PostgreSQL server at DATABASE_URL and a Redis server at REDIS_URL,"
             " set in .env: see README.md.",
         ),
-        (["broker=redis", "use_sse=no", "use_channels=no"], None),
+        (["broker=redis", "use_sse=no", "use_channels=no", "use_tasks=no"], None),
     ],
 )
 def test_a_bake_prints_the_next_steps_from_its_readme(tmp_path, answers, servers):
@@ -321,6 +321,9 @@ def test_a_bake_prints_the_next_steps_from_its_readme(tmp_path, answers, servers
     assert "Then open http://127.0.0.1:8000/" in lines
     needs = [line for line in lines if line.startswith("It needs ")]
     assert needs == ([servers] if servers else [])
+    # The task worker runs beside the server, when there are tasks.
+    worker = "    uv run python manage.py worker"
+    assert (worker in lines) == ("use_tasks=no" not in answers)
     assert result.stderr == ""
 
 
