@@ -221,9 +221,12 @@ class Worker:
             heartbeat.cancel()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
-            await sync_to_async(self._forget)()
-            for close in getattr(settings, "TASKS_WORKER_CLOSE", ()):
-                await import_string(close)()
+            try:
+                await sync_to_async(self._forget)()
+            finally:
+                # Even when cancelled meanwhile: what tasks opened must not be left open.
+                for close in getattr(settings, "TASKS_WORKER_CLOSE", ()):
+                    await import_string(close)()
             logger.info("Worker %s stopped", self.worker_id)
 
     def stop(self, signum: int | None = None) -> None:

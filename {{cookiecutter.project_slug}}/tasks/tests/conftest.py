@@ -3,6 +3,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -44,6 +45,34 @@ async def wait_for(event: asyncio.Event) -> None:
         await event.wait()
 
 
+@pytest.fixture(autouse=True)
+async def close_event_broker():
+    """Close the broker a test's tasks opened in its loop, as the worker closes it when it stops.
+
+    A task that reports progress in "worker" mode publishes itself, opening the
+    broker (with Redis, a connection) in the test's loop; left open, it is only
+    found by the garbage collector, later, in another test.
+    """
+    yield
+    if apps.is_installed("events"):
+        from events.broker import aclose_broker, running_broker
+
+        broker = running_broker()
+        if broker is not None and broker.loop is asyncio.get_running_loop():
+            await aclose_broker()
+
+
+def keep_broker_open(settings) -> None:
+    """Workers of this test stop without closing the broker: close_event_broker does, after.
+
+    Several workers in one loop share the process's broker; the first to stop
+    would close it under the others, which reconnect to a closed pool and leak
+    the connection.
+    """
+    close = getattr(settings, "TASKS_WORKER_CLOSE", [])
+    settings.TASKS_WORKER_CLOSE = [path for path in close if not path.endswith(".aclose_broker")]
+
+
 @pytest.fixture
 async def event_broker(request, settings):
     """The project's event broker in this test's loop; skips when the project has no SSE."""
@@ -56,8 +85,7 @@ async def event_broker(request, settings):
         request.getfixturevalue("redis_server")
         settings.SSE_STREAM_KEY = f"test:{uuid.uuid4().hex}"
     # The test's worker shares this loop, and the broker: the fixture closes it, not the worker.
-    close = getattr(settings, "TASKS_WORKER_CLOSE", [])
-    settings.TASKS_WORKER_CLOSE = [path for path in close if not path.endswith(".aclose_broker")]
+    keep_broker_open(settings)
     broker = get_broker()
     yield broker
     if redis:

@@ -14,7 +14,7 @@ from django_tasks_db.models import DBTaskResult
 
 from tasks.models import WorkerHeartbeat
 from tasks.tests import jobs
-from tasks.tests.conftest import POLL, run_worker, wait_for
+from tasks.tests.conftest import POLL, keep_broker_open, run_worker, wait_for
 from tasks.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -115,7 +115,7 @@ async def run_on_own_connection(worker: Worker) -> None:
             await sync_to_async(connections.close_all)()
 
 
-async def test_two_workers_never_run_one_task_twice(monkeypatch):
+async def test_two_workers_never_run_one_task_twice(monkeypatch, settings):
     """Each worker claims on its own connection; each first claim waits for the other's.
 
     Without locking both read the same ready rows before either claims them,
@@ -135,6 +135,7 @@ async def test_two_workers_never_run_one_task_twice(monkeypatch):
         claim(db_result, worker_id)
 
     monkeypatch.setattr(DBTaskResult, "claim", claim_after_the_other_read)
+    keep_broker_open(settings)
     count = 40
     ids = {(await jobs.add.aenqueue(n, n)).id for n in range(count)}
     workers = [Worker(concurrency=4, interval=POLL), Worker(concurrency=4, interval=POLL)]
