@@ -8,6 +8,10 @@ report the middleware missing and skip every check that depends on it (HSTS,
 SSL redirect, CSRF cookie, X-Frame-Options...). These replacements accept a
 subclass, as Django's admin checks already do.
 
+check_django_internals() warns (core.W001) when the installed Django's source
+of something this project copies or relies on differs from the source it was
+checked against (core/internals.py).
+
 check_admin_and_login_throttle() refuses an ADMIN_URL_PATH that is not a
 relative path like "admin/" (an empty one would put the admin at "/"), and a
 login throttle (core/login_throttle.py) that could never lock anyone out.
@@ -17,9 +21,11 @@ import re
 from functools import partial
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 from django.core.checks.security import base, csrf
 from django.utils.module_loading import import_string
+
+from core.internals import changed
 
 # One or more path segments, each ending in "/": "admin/", "ops/admin-7f3a/".
 ADMIN_URL_PATH = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9._~-]*/)+")
@@ -66,3 +72,17 @@ def check_admin_and_login_throttle(app_configs=None, **kwargs) -> list[Error]:
     if settings.LOGIN_LOCKOUT_SECONDS < 1:
         errors.append(Error("LOGIN_LOCKOUT_SECONDS must be at least 1 second.", id="core.E003"))
     return errors
+
+
+@register()
+def check_django_internals(app_configs=None, **kwargs) -> list[Warning]:
+    """core.W001 for each Django internal whose source is not one this project was read against."""
+    return [
+        Warning(
+            f"{path} is not the source this project was checked against (digest {now}).",
+            hint=f"Re-read {dependency.reread}; if it still holds, add {now!r} to the "
+            f"digests of {path} in core/internals.py.",
+            id="core.W001",
+        )
+        for path, now, dependency in changed()
+    ]
