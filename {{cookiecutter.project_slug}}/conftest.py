@@ -177,6 +177,9 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if is_async_test(item) and "close_db_connections" not in item.fixturenames:
             item.fixturenames.append("close_db_connections")
+        # Served by Django's own classes (config/settings.py), the project's are not under test.
+        if settings.DJANGO_STOCK_CLASSES and item.get_closest_marker("project_classes"):
+            item.add_marker(pytest.mark.skip(reason="DJANGO_STOCK_CLASSES: Django's own classes"))
 {%- if cookiecutter.database == "postgresql" %}
 
 

@@ -6,6 +6,8 @@ import django
 {%- if cookiecutter.use_channels %}
 from channels.routing import ProtocolTypeRouter, URLRouter
 {%- endif %}
+from django.conf import settings
+from django.core.handlers import asgi
 
 {% if cookiecutter.use_sse -%}
 from events.asgi import ASGIHandler
@@ -22,10 +24,12 @@ django.setup(set_prefix=False)
 {%- else %}
 # (core/asgi.py).
 {%- endif %}
+# Django's own with DJANGO_STOCK_CLASSES (config/settings.py).
+handler = asgi.ASGIHandler if settings.DJANGO_STOCK_CLASSES else ASGIHandler
 {%- if cookiecutter.use_channels %}
-http_application = ASGIHandler()
+http_application = handler()
 {%- else %}
-application = ASGIHandler()
+application = handler()
 {%- endif %}
 {%- if cookiecutter.use_channels %}
 

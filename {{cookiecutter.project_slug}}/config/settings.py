@@ -94,6 +94,27 @@ MIDDLEWARE = [
     "core.middleware.DatabaseErrorMiddleware",
 ]
 
+# DJANGO_STOCK_CLASSES=true serves with Django's own ASGI handler and middleware
+# classes in place of the project's async-native subclasses (core/asgi.py,
+# core/middleware.py): to compare the two, or to rule the project's out.
+DJANGO_STOCK_CLASSES = env.bool("DJANGO_STOCK_CLASSES", default=False)
+if DJANGO_STOCK_CLASSES:
+    # Each class of core.middleware subclasses the Django class of the same name.
+    _django_classes = {
+        f"core.middleware.{name}": f"{module}.{name}"
+        for name, module in {
+            "SecurityMiddleware": "django.middleware.security",
+            "SessionMiddleware": "django.contrib.sessions.middleware",
+            "CommonMiddleware": "django.middleware.common",
+            "CsrfViewMiddleware": "django.middleware.csrf",
+            "AuthenticationMiddleware": "django.contrib.auth.middleware",
+            "MessageMiddleware": "django.contrib.messages.middleware",
+            "XFrameOptionsMiddleware": "django.middleware.clickjacking",
+            "ContentSecurityPolicyMiddleware": "django.middleware.csp",
+        }.items()
+    }
+    MIDDLEWARE = [_django_classes.get(path, path) for path in MIDDLEWARE]
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 

@@ -8,6 +8,7 @@ from core.testing import HANDLER_HOPS, request_hops
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.project_classes
 async def test_reading_an_article_costs_one_hop_for_its_query():
     author = await get_user_model().objects.acreate(username="ada")
     article = await Article.objects.acreate(author=author, title="Hops", published=True)

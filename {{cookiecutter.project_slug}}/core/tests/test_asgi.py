@@ -46,6 +46,7 @@ def threads_started():
         yield started
 
 
+@pytest.mark.project_classes
 async def test_an_async_request_starts_no_thread_and_pays_no_hop():
     handler = ASGIHandler()
     with threads_started() as started, count_thread_hops() as hops:
@@ -383,6 +384,7 @@ async def test_a_view_or_its_url_namespace_sets_its_own_cap(cap, monkeypatch):
             assert client.receives == 1
 
 
+@pytest.mark.project_classes
 async def test_a_body_under_the_cap_costs_no_thread(cap):
     handler = ASGIHandler()
     client = Client([b"x" * 500], headers=[("content-length", "500")])

@@ -71,6 +71,7 @@ async def test_a_failed_csrf_check_is_still_djangos_page_for_browsers():
     assert response["Content-Type"].startswith("text/html")
 
 
+@pytest.mark.project_classes
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
 async def test_a_missing_slash_keeps_the_method_and_says_where_as_json(method):
     response = await AsyncClient().generic(

@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 from django.apps import apps
 from django.urls import resolve
 from django.utils.html import escape
@@ -79,6 +80,7 @@ async def test_the_panels_shared_script_runs_before_theirs_and_only_with_them(as
         assert scripts == []
 
 
+@pytest.mark.project_classes
 async def test_home_renders_on_the_event_loop():
     assert len(await request_hops("/")) == HANDLER_HOPS
 

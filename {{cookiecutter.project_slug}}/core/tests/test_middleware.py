@@ -15,6 +15,7 @@ STOCK = stock_middleware()
 STACKS = {"native": settings.MIDDLEWARE, "stock": STOCK}
 
 
+@pytest.mark.project_classes
 async def test_healthz_pays_no_hop_for_middleware():
     assert len(await request_hops("/healthz", settings.MIDDLEWARE)) == HANDLER_HOPS
 
@@ -26,6 +27,7 @@ async def test_the_stock_stack_pays_a_hop_per_hook():
     assert len(stock) == HANDLER_HOPS + 15
 
 
+@pytest.mark.project_classes
 @pytest.mark.urls("core.tests.urls")
 async def test_a_sync_view_costs_one_hop():
     assert len(await request_hops("/tests/sync/", settings.MIDDLEWARE)) == HANDLER_HOPS + 1

@@ -12,6 +12,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.test import override_settings
 
+from core.testing import stock_middleware
+
 SETTINGS_FILE = Path(__file__).resolve().parents[2] / "config" / "settings.py"
 PRODUCTION_KEY = "a-production-secret-" + "k3y" * 20
 # Settings a test process cannot swap: its test database, and the installed apps it was built with.
@@ -25,6 +27,15 @@ def read_settings(**env: str) -> dict:
     with mock.patch.dict(os.environ, environment, clear=True):
         defined = runpy.run_path(str(SETTINGS_FILE))
     return {name: value for name, value in defined.items() if name.isupper()}
+
+
+def test_the_stock_switch_puts_django_s_own_class_under_each_project_class():
+    """DJANGO_STOCK_CLASSES swaps each core.middleware class for the Django class it subclasses."""
+    project = read_settings(DJANGO_DEBUG="true")["MIDDLEWARE"]
+    stock = read_settings(DJANGO_DEBUG="true", DJANGO_STOCK_CLASSES="true")["MIDDLEWARE"]
+    assert any(path.startswith("core.middleware.") for path in project)
+    with override_settings(MIDDLEWARE=project):
+        assert stock == stock_middleware()
 
 
 def test_refuses_to_start_without_a_secret_key_when_debug_is_off():

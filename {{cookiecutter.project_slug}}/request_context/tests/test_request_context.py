@@ -119,6 +119,7 @@ def test_production_log_lines_are_json_objects():
     assert line["logger"] == "app"
 
 
+@pytest.mark.project_classes
 async def test_the_middleware_costs_no_hop():
     assert "request_context.middleware.RequestContextMiddleware" in settings.MIDDLEWARE
     assert len(await request_hops("/healthz")) == HANDLER_HOPS
