@@ -37,6 +37,7 @@ error of a send is raised as before.
 """
 
 import asyncio
+import functools
 import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import closing
@@ -124,9 +125,11 @@ def only_housekeeping(signal: Signal, sender) -> bool:
 
 
 class ASGIHandler(asgi.ASGIHandler):
-    def __init__(self):
-        super().__init__()
-        self.threads = IdleThreads()
+    @functools.cached_property
+    def threads(self) -> IdleThreads:
+        # Made on first use, not in __init__: a subclass that does not call
+        # super().__init__() (Django's ASGIStaticFilesHandler) still gets them.
+        return IdleThreads()
 
     def request_executor(self, scope) -> Executor:
         """The executor that runs this request's sync code: a thread of its own."""

@@ -34,12 +34,15 @@ class AsyncNativeMixin:
     """Run a MiddlewareMixin's hooks on the event loop instead of a worker thread.
 
     Only for hooks that do no I/O. A subclass whose process_response sometimes
-    does I/O says when in `response_needs_io`; it then runs in one hop.
+    does I/O says when in `response_needs_io`; it then runs in one hop. One
+    whose hooks all do I/O under some settings says so in `hooks_do_io()`: it
+    then runs exactly as Django's class, one hop per hook.
     """
 
     def __init__(self, get_response):
         super().__init__(get_response)
-        if iscoroutinefunction(self) and hasattr(self, "process_view"):
+        self.inline = not self.hooks_do_io()
+        if self.inline and iscoroutinefunction(self) and hasattr(self, "process_view"):
             # Django wraps a sync process_view in sync_to_async for an async
             # stack; an async one it awaits as it is.
             process_view = self.process_view
@@ -49,7 +52,13 @@ class AsyncNativeMixin:
 
             self.process_view = aprocess_view
 
+    def hooks_do_io(self) -> bool:
+        """Whether, with these settings, the hooks may do I/O (read at start-up)."""
+        return False
+
     async def __acall__(self, request):
+        if not self.inline:
+            return await super().__acall__(request)
         response = None
         if hasattr(self, "process_request"):
             response = self.process_request(request)
@@ -109,12 +118,14 @@ class AuthenticationMiddleware(AsyncNativeMixin, auth.AuthenticationMiddleware):
 
 
 class CsrfViewMiddleware(AsyncNativeMixin, csrf.CsrfViewMiddleware):
-    """The CSRF secret lives in a cookie; with CSRF_USE_SESSIONS it would be session I/O."""
+    """The CSRF secret lives in a cookie: reading and setting it is pure.
 
-    def __init__(self, get_response):
-        if settings.CSRF_USE_SESSIONS:
-            raise ValueError("core.middleware.CsrfViewMiddleware expects CSRF_USE_SESSIONS off.")
-        super().__init__(get_response)
+    With CSRF_USE_SESSIONS it lives in the session, which every hook may load
+    or save: then each hook takes its hop, as in Django.
+    """
+
+    def hooks_do_io(self) -> bool:
+        return settings.CSRF_USE_SESSIONS
 
 
 class SessionMiddleware(AsyncNativeMixin, sessions.SessionMiddleware):

@@ -489,3 +489,14 @@ def test_uvloop_words_a_write_to_a_closed_transport_as_the_handler_expects():
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         message = runner.run(write_after_close())
     assert CLOSED_TRANSPORT in message
+
+
+async def test_a_subclass_that_skips_init_still_serves():
+    """Django's ASGIStaticFilesHandler, for one, sets its own attributes and never calls ours."""
+
+    class Bare(ASGIHandler):
+        def __init__(self):
+            self.load_middleware(is_async=True)
+
+    response = await asgi_request(Bare(), path="/healthz")
+    assert response.status == 200

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import AsyncClient, Client, override_settings
 
-from core.testing import HANDLER_HOPS, request_hops, stock_middleware
+from core.testing import HANDLER_HOPS, count_thread_hops, request_hops, stock_middleware
 
 STOCK = stock_middleware()
 STACKS = {"native": settings.MIDDLEWARE, "stock": STOCK}
@@ -131,3 +131,24 @@ def test_deploy_checks_still_see_the_security_middleware(settings):
     settings.SECURE_HSTS_SECONDS = 0
     with pytest.raises(SystemCheckError, match=r"security\.W004"):
         call_command("check", deploy=True, fail_level="WARNING")
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(CSRF_USE_SESSIONS=True)
+async def test_csrf_in_the_session_takes_its_hops_and_still_protects():
+    """With the secret in the session every hook may load it: each runs on the thread."""
+    client = AsyncClient(enforce_csrf_checks=True)
+    login = await client.get(f"/{settings.ADMIN_URL_PATH}login/")
+    assert login.status_code == 200
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.content.decode())[1]
+    # The secret is in the session, not in a cookie.
+    assert settings.CSRF_COOKIE_NAME not in client.cookies
+    form = {"username": "nobody", "password": "wrong"}
+    refused = await client.post(f"/{settings.ADMIN_URL_PATH}login/", form)
+    assert refused.status_code == 403
+    with count_thread_hops() as hops:
+        checked = await client.post(
+            f"/{settings.ADMIN_URL_PATH}login/", {**form, "csrfmiddlewaretoken": token}
+        )
+    assert checked.status_code == 200  # the form again, with its error: past the CSRF check
+    assert "CsrfViewMiddleware.process_view" in hops
