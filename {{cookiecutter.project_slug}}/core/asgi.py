@@ -203,12 +203,13 @@ class ASGIHandler(asgi.ASGIHandler):
         to a client that has gone ending the request quietly."""
         send = quiet_when_gone(send)
         try:
-            await self.serve(scope, receive, send)
+            await self.serve_request(scope, receive, send)
         except RequestAborted:
             # Gone before or after the response started: nothing to answer.
             return
 
-    async def serve(self, scope, receive, send):
+    # Not `serve`: Django's StaticFilesHandlerMixin has a serve(request) of its own.
+    async def serve_request(self, scope, receive, send):
         if (refused := charset_refusal(scope)) is not None:
             await self.send_response(refused, send)
             return

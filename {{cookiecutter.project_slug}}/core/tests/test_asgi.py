@@ -14,6 +14,7 @@ from unittest import mock
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -500,3 +501,16 @@ async def test_a_subclass_that_skips_init_still_serves():
 
     response = await asgi_request(Bare(), path="/healthz")
     assert response.status == 200
+
+
+@override_settings(DEBUG=True)
+async def test_django_s_static_files_handler_serves_on_this_handler():
+    """ASGIStaticFilesHandler's mixin, on this handler as runserver's would put it."""
+
+    class StaticFiles(ASGIStaticFilesHandler, ASGIHandler):
+        pass
+
+    application = StaticFiles(ASGIHandler())
+    response = await asgi_request(application, path="/static/admin/css/base.css")
+    assert response.status == 200
+    assert b"body" in response.body
