@@ -20,7 +20,7 @@ from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError
-from django.http import HttpResponsePermanentRedirect, JsonResponse
+from django.http import JsonResponse
 from django.middleware import clickjacking, common, csp, csrf, security
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.http import escape_leading_slashes
@@ -94,14 +94,14 @@ class CommonMiddleware(AsyncNativeMixin, common.CommonMiddleware):
         if response.status_code == 404 and self.should_redirect_with_slash(request):
             location = escape_leading_slashes(request.get_full_path(force_append_slash=True))
             keep_method = request.method not in ("GET", "HEAD")
+            # response_redirect_class, as in Django: a subclass may choose a temporary one.
+            response = self.response_redirect_class(location, preserve_request=keep_method)
             if wants_json(request):
+                moved = "permanently" if response.status_code in (301, 308) else "temporarily"
                 response = JsonResponse(
-                    {"detail": f"Moved permanently to {location}."},
-                    status=308 if keep_method else 301,
+                    {"detail": f"Moved {moved} to {location}."}, status=response.status_code
                 )
                 response["Location"] = location
-            else:
-                response = HttpResponsePermanentRedirect(location, preserve_request=keep_method)
         return super().process_response(request, response)
 
 

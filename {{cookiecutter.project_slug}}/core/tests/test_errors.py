@@ -1,7 +1,10 @@
 """Errors outside a view's own handling: JSON for API clients, Django's pages for browsers."""
 
 import pytest
+from django.http import HttpResponseNotFound, HttpResponseRedirect
 from django.test import AsyncClient
+
+from core.middleware import CommonMiddleware
 
 BROWSER = "text/html,application/xhtml+xml,*/*;q=0.8"
 
@@ -80,6 +83,18 @@ async def test_a_missing_slash_keeps_the_method_and_says_where_as_json(method):
     assert response.status_code == 308
     assert response["Location"] == "/auth/whoami/?x=1"
     assert response.json() == {"detail": "Moved permanently to /auth/whoami/?x=1."}
+
+
+@pytest.mark.parametrize(("method", "status"), [("GET", 302), ("POST", 307)])
+def test_a_subclass_s_redirect_class_is_used(rf, method, status):
+    """As in Django: a CommonMiddleware subclass may redirect temporarily."""
+
+    class TemporaryRedirects(CommonMiddleware):
+        response_redirect_class = HttpResponseRedirect
+
+    request = rf.generic(method, "/auth/whoami")
+    response = TemporaryRedirects(lambda request: HttpResponseNotFound())(request)
+    assert (response.status_code, response["Location"]) == (status, "/auth/whoami/")
 
 
 async def test_a_missing_slash_on_a_get_is_still_a_301():
