@@ -101,21 +101,3 @@ def test_combination(answers, version, tmp_path, phase, environments, claims, re
     with phase("test"):
         run([python, "-m", "pytest", *pytest_args], cwd=project, env=env)
     environments.keep_bytecode(python)
-
-
-def test_the_defaults_pass_on_django_s_own_classes_too(tmp_path, environments):
-    """DJANGO_STOCK_CLASSES=true serves with Django's own ASGI handler and middleware.
-
-    The default project's suite passes on them too: only the tests marked
-    `project_classes`, about what the project's classes add, are skipped.
-    """
-    project = bake(tmp_path)
-    python = environments.python_for(project)
-    result = run(
-        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:anyio", "-rs"],
-        cwd=project,
-        env={**BAKED_TEST_ENV, "DJANGO_STOCK_CLASSES": "true"},
-    )
-    skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
-    assert skipped, result.stdout
-    assert all("DJANGO_STOCK_CLASSES: Django's own classes" in line for line in skipped), skipped
