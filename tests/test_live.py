@@ -217,7 +217,7 @@ async def rooms(deployment) -> None:
 
 
 @contextlib.contextmanager
-def browser_page() -> Iterator[tuple[Page, list[str]]]:
+def browser_page() -> Iterator[tuple["Page", list[str]]]:
     """A page in Debian's Chromium (never a downloaded browser), and the console errors it logs.
 
     Skips without Chromium; fails instead when CI=true.
