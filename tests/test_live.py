@@ -75,8 +75,31 @@ def redis_deployment(tmp_path, environments):
 
 def test_every_feature_over_the_network(deployment):
     asyncio.run(every_feature(deployment))
-    assert TRACEBACK not in deployment.server.output(), deployment.server.output()
-    assert "synchronous iterators" not in deployment.server.output()
+    output = deployment.server.output()
+    assert TRACEBACK not in output, output
+    assert "synchronous iterators" not in output
+    server_log_is_json(output, workers=len(deployment.workers()))
+
+
+def server_log_is_json(output: str, workers: int) -> None:
+    """Every line the server wrote is one JSON record, uvicorn's own in every worker.
+
+    Only a `--workers` supervisor's lines stay plain, as the baked README says: it
+    never loads Django, so the project's LOGGING never reaches it.
+    """
+    lines = output.splitlines()
+    plain = [line for line in lines if not line.startswith("{")]
+    supervisor = ("Uvicorn running on", "Started parent process", "Stopping parent process")
+    if workers > 1:
+        plain = [line for line in plain if not any(s in line for s in supervisor)]
+    assert not plain, output
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert all(record["logger"] for record in records), output
+    started = [r for r in records if r["message"].startswith("Started server process")]
+    assert len(started) == workers, output
+    assert {r["logger"] for r in started} == {"uvicorn.error"}
+    access = [r for r in records if r["logger"] == "uvicorn.access"]
+    assert any('"GET /healthz HTTP/1.1" 200' in r["message"] for r in access), output
 
 
 async def every_feature(deployment) -> None:
