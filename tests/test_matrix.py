@@ -96,6 +96,8 @@ def test_combination(answers, version, tmp_path, phase, environments, claims, re
     # anyio's pytest plugin (anyio comes with httpx and uvicorn) serves no baked test;
     # not loading it saves 0.3 s of start-up per tree.
     pytest_args = ["-q", "-p", "no:cacheprovider", "-p", "no:anyio"]
+    # Its own temporary root: no run prunes another's numbered /tmp/pytest-of-<user> dirs.
+    pytest_args.append(f"--basetemp={tmp_path / 'pytest'}")
     if junit := request.config.getoption("baked_junit"):
         pytest_args.append(f"--junitxml={junit.resolve() / name}.xml")
     with phase("test"):
