@@ -87,6 +87,55 @@ async def test_same_outcome_as_django_under_asgi(scenario, ssl_redirect, setting
     assert normalise(native) == normalise(stock)
 
 
+# Each setting that changes what SecurityMiddleware, XFrameOptionsMiddleware
+# and ContentSecurityPolicyMiddleware write: Django's own tests barely reach
+# their async paths.
+HEADER_SETTINGS = {
+    "the project's": {},
+    "HSTS for a while, alone": {
+        "SECURE_HSTS_SECONDS": 600,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": False,
+        "SECURE_HSTS_PRELOAD": False,
+    },
+    "HSTS off": {"SECURE_HSTS_SECONDS": 0},
+    "redirect to an HTTPS host": {"SECURE_SSL_REDIRECT": True, "SECURE_SSL_HOST": "tls.example"},
+    "no referrer, opener or nosniff header": {
+        "SECURE_REFERRER_POLICY": None,
+        "SECURE_CROSS_ORIGIN_OPENER_POLICY": None,
+        "SECURE_CONTENT_TYPE_NOSNIFF": False,
+    },
+    "several referrer policies": {"SECURE_REFERRER_POLICY": ["origin", "strict-origin"]},
+    "frames from the same origin": {"X_FRAME_OPTIONS": "SAMEORIGIN"},
+    "CSP report-only": {
+        "SECURE_CSP": {},
+        "SECURE_CSP_REPORT_ONLY": {"script-src": ["'self'", "'nonce-{nonce}'"]},
+    },
+    "no CSP": {"SECURE_CSP": {}, "SECURE_CSP_REPORT_ONLY": {}},
+}
+
+
+@pytest.mark.urls("core.tests.urls")
+@pytest.mark.parametrize("secure", [False, True], ids=["http", "https"])
+@pytest.mark.parametrize("variant", HEADER_SETTINGS)
+async def test_the_header_middleware_writes_what_django_s_does(variant, secure, settings):
+    from core.tests.urls import HEADER_VIEWS
+
+    for name, value in HEADER_SETTINGS[variant].items():
+        setattr(settings, name, value)
+    seen = set()
+    for path in HEADER_VIEWS:
+        native = await run_async(settings.MIDDLEWARE, "get", path, {}, secure=secure)
+        stock = await run_async(STOCK, "get", path, {}, secure=secure)
+        assert normalise(native) == normalise(stock), path
+        assert native.status_code == (301 if settings.SECURE_SSL_REDIRECT and not secure else 200)
+        seen |= set(native.headers)
+    # The settings took effect: each header is written by at least one of the views.
+    if secure and settings.SECURE_HSTS_SECONDS:
+        assert "Strict-Transport-Security" in seen
+    if settings.SECURE_CSP_REPORT_ONLY:
+        assert "Content-Security-Policy-Report-Only" in seen
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_same_outcome_as_django_under_wsgi(scenario):

@@ -7,7 +7,11 @@ from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.http import HttpResponse, JsonResponse
+from django.middleware.csp import get_nonce
 from django.urls import path
+from django.utils.csp import CSP
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.csp import csp_override, csp_report_only_override
 
 from config.urls import urlpatterns as project_urlpatterns
 
@@ -44,8 +48,34 @@ async def thread_ids(request):
     return JsonResponse([first, second], safe=False)
 
 
+async def page(request):
+    """A page that uses the CSP nonce, as the home page does."""
+    return HttpResponse(f'<script nonce="{get_nonce(request)}"></script>')
+
+
+async def own_headers(request):
+    """A response that sets the headers the header middleware would otherwise add."""
+    response = await page(request)
+    response["X-Frame-Options"] = "SAMEORIGIN"
+    response["Content-Security-Policy"] = "default-src 'none'"
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cross-Origin-Opener-Policy"] = "unsafe-none"
+    return response
+
+
+# Each way a view opts out of, or overrides, the header middleware's defaults.
+HEADER_VIEWS = {
+    "/tests/headers/page/": page,
+    "/tests/headers/own/": own_headers,
+    "/tests/headers/frame-exempt/": xframe_options_exempt(page),
+    "/tests/headers/csp-override/": csp_override({"default-src": [CSP.SELF, CSP.NONCE]})(page),
+    "/tests/headers/csp-off/": csp_override({})(csp_report_only_override({})(page)),
+    "/tests/headers/csp-report-only/": csp_report_only_override({"img-src": [CSP.NONE]})(page),
+}
+
 urlpatterns = [
     *project_urlpatterns,
+    *(path(route.lstrip("/"), view) for route, view in HEADER_VIEWS.items()),
     path("tests/sync/", sync_view),
     path("tests/add-message/", add_message),
     path("tests/read-messages/", read_messages),
