@@ -15,9 +15,13 @@ and the request never used a thread: it has no database connection or cache
 to close, and on the loop they find none either. As soon as the request runs
 sync code, or the project connects a receiver of its own to either signal,
 everything goes through the request's thread exactly as in Django, and the
-receivers close that thread's connections at the end. That thread is one of
-a few kept idle between requests rather than started and joined each time:
-still one thread per request, never shared by two at once.
+receivers close that thread's connections at the end.
+
+Which thread that is, settings.REQUEST_THREADS says. By default (8) every
+request's sync calls share at most that many threads, as few as keep up
+(SyncThreads): one, unless a call runs long. At 0, each request gets a thread
+of its own, as in Django, one of a few kept idle between requests rather than
+started and joined each time.
 
 Two costs are bounded before they are paid. A request body is read under
 its cap (core/limits.py): over it, the answer is 413 JSON and the rest of
@@ -37,13 +41,17 @@ error of a send is raised as before.
 """
 
 import asyncio
+import collections
 import functools
+import sys
 import threading
-from concurrent.futures import Executor, ThreadPoolExecutor
+import time
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import closing
 from contextvars import ContextVar
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
 from django.core import signals
 from django.core.cache import close_caches
 from django.core.exceptions import RequestAborted
@@ -91,6 +99,164 @@ class IdleThreads:
         executor.shutdown(wait=False)
 
 
+class SyncThreads(Executor):
+    """At most `size` threads for the sync calls of every request, as few as keep up.
+
+    Calls wait in one queue, first in, first out. The first thread takes them
+    one after another. The next thread takes them only while every thread
+    before it has been running one call for over `spill_after` seconds (a slow
+    query, a sync call waiting on another service), and so on: under a load
+    one thread keeps up with, the event loop and that thread are all that take
+    turns on the GIL. That turn-taking among a thread per request is what made
+    an async ORM read cost more CPU than sync Django under concurrency
+    (bench/orm.py). The idea is Go's scheduler's hand-off of a processor from
+    a thread blocked in a system call, with a time limit standing for "blocked".
+
+    A request's calls run one after another, but not always on one thread:
+    state that must last across calls (a transaction) belongs inside one call,
+    as Django's async ORM already requires. A spare thread closes its database
+    connections when it runs out of calls; the first thread's are closed by
+    the request_finished receivers, as with a thread per request.
+    """
+
+    def __init__(self, size: int, spill_after: float | None = None, spare_idle: float = 1.0):
+        self.size = size
+        # Two GIL switch intervals (5 ms each by default): a call that has run for
+        # longer is not merely waiting for the event loop to let go of the GIL.
+        self.spill_after = 2 * sys.getswitchinterval() if spill_after is None else spill_after
+        self.spare_idle = spare_idle
+        self.lock = threading.Lock()
+        self.calls: collections.deque = collections.deque()
+        self.busy_since: list[float | None] = []  # per started thread: its call's start
+        self.idle: list[bool] = []
+        self.wakeups: list[threading.Condition] = []
+        self.workers: list[threading.Thread] = []
+        self.stopping = False
+        self.recheck_armed = False
+
+    def submit(self, fn, /, *args, **kwargs):
+        future: Future = Future()
+        with self.lock:
+            if self.stopping:
+                raise RuntimeError("cannot submit calls after shutdown")
+            self.calls.append((future, fn, args, kwargs))
+            recheck = self.dispatch()
+        if recheck:
+            self.arm_recheck()
+        return future
+
+    def dispatch(self) -> bool:
+        """Wake the thread that should take the next call (with the lock held);
+        whether to look again in `spill_after` seconds, in case the busy ones are slow."""
+        now = time.monotonic()
+        for index in range(self.size):
+            if index == len(self.busy_since):
+                self.start_thread()
+                return False
+            if self.idle[index]:
+                self.wakeups[index].notify()
+                return False
+            started = self.busy_since[index]
+            if started is None or now - started < self.spill_after:
+                return True  # busy, but perhaps not for long
+        return False  # every thread is slow: the call waits for the first one free
+
+    def arm_recheck(self) -> None:
+        # One timer at a time, on the loop that submits: with no further call
+        # to prompt it, a slow first thread must still hand its queue on.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if not self.recheck_armed:
+            self.recheck_armed = True
+            loop.call_later(self.spill_after, self.recheck)
+
+    def recheck(self) -> None:
+        with self.lock:
+            self.recheck_armed = False
+            again = bool(self.calls) and self.dispatch()
+        if again:
+            self.arm_recheck()
+
+    def start_thread(self) -> None:
+        index = len(self.busy_since)
+        self.busy_since.append(None)
+        self.idle.append(False)
+        self.wakeups.append(threading.Condition(self.lock))
+        thread = threading.Thread(
+            target=self.work, args=(index,), name=f"request_{index}", daemon=True
+        )
+        self.workers.append(thread)
+        thread.start()
+
+    def may_take(self, index: int) -> bool:
+        now = time.monotonic()
+        return all(
+            started is not None and now - started >= self.spill_after
+            for started in self.busy_since[:index]
+        )
+
+    def work(self, index: int) -> None:
+        holding = False  # a spare thread's connections, perhaps open
+        while True:
+            woken = True
+            with self.lock:
+                while not (self.calls and self.may_take(index)):
+                    if self.stopping:
+                        return
+                    self.idle[index] = True
+                    woken = self.wakeups[index].wait(self.spare_idle if holding else None)
+                    self.idle[index] = False
+                    if not woken:
+                        break  # idle for spare_idle seconds
+                else:
+                    future, fn, args, kwargs = self.calls.popleft()
+                    self.busy_since[index] = time.monotonic()
+            if holding and not woken:
+                # Not left holding a connection (a pooled one, above all) while idle.
+                connections.close_all()
+                holding = False
+                continue
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+                del future, fn, args, kwargs
+            with self.lock:
+                self.busy_since[index] = None
+            holding = index > 0
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        """Refuse new calls; the threads end once the calls queued have run."""
+        with self.lock:
+            self.stopping = True
+            if cancel_futures:
+                while self.calls:
+                    self.calls.popleft()[0].cancel()
+            for wakeup in self.wakeups:
+                wakeup.notify()
+        if wait:
+            for thread in self.workers:
+                thread.join()
+
+
+class SharedPool:
+    """IdleThreads' interface over one SyncThreads every request shares."""
+
+    def __init__(self, executor: SyncThreads):
+        self.executor = executor
+
+    def borrow(self) -> SyncThreads:
+        return self.executor
+
+    def give_back(self, executor: SyncThreads) -> None:
+        pass
+
+
 class RequestThread(Executor):
     """One request's thread for sync code: borrowed on the first sync call, if any."""
 
@@ -126,10 +292,11 @@ def only_housekeeping(signal: Signal, sender) -> bool:
 
 class ASGIHandler(asgi.ASGIHandler):
     @functools.cached_property
-    def threads(self) -> IdleThreads:
+    def threads(self) -> IdleThreads | SharedPool:
         # Made on first use, not in __init__: a subclass that does not call
         # super().__init__() (Django's ASGIStaticFilesHandler) still gets them.
-        return IdleThreads()
+        size = settings.REQUEST_THREADS
+        return SharedPool(SyncThreads(size)) if size else IdleThreads()
 
     def request_executor(self, scope) -> Executor:
         """The executor that runs this request's sync code: a thread of its own."""

@@ -15,6 +15,8 @@ checked against (core/internals.py).
 check_admin_and_login_throttle() refuses an ADMIN_URL_PATH that is not a
 relative path like "admin/" (an empty one would put the admin at "/"), and a
 login throttle (core/login_throttle.py) that could never lock anyone out.
+
+check_request_threads() refuses a negative REQUEST_THREADS (core/asgi.py).
 """
 
 import re
@@ -86,3 +88,17 @@ def check_django_internals(app_configs=None, **kwargs) -> list[Warning]:
         )
         for path, now, dependency in changed()
     ]
+
+
+@register()
+def check_request_threads(app_configs=None, **kwargs) -> list[Error]:
+    """core.E004 when REQUEST_THREADS is negative (0 means a thread per request)."""
+    if settings.REQUEST_THREADS < 0:
+        return [
+            Error(
+                f"REQUEST_THREADS must be 0 or more, not {settings.REQUEST_THREADS}.",
+                hint="0 gives each request a thread of its own; N shares N threads.",
+                id="core.E004",
+            )
+        ]
+    return []

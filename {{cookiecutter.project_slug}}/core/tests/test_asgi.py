@@ -28,6 +28,7 @@ from core import limits
 from core.asgi import CLOSED_TRANSPORT, ASGIHandler, IdleThreads
 from core.limits import max_body
 from core.testing import asgi_request, count_thread_hops, http_scope
+from core.tests import urls
 
 
 @contextlib.contextmanager
@@ -160,7 +161,35 @@ async def test_sync_requests_reuse_an_idle_thread():
 
 
 @pytest.mark.urls("core.tests.urls")
-async def test_concurrent_requests_never_share_a_thread():
+async def test_concurrent_requests_share_the_first_thread_while_it_keeps_up():
+    handler = ASGIHandler()
+    first, second = await asyncio.gather(
+        *(asgi_request(handler, path="/tests/thread-ids/") for _ in range(2))
+    )
+    # Two requests, two sync calls each, one thread (core.asgi.SyncThreads).
+    assert len({*json.loads(first.body), *json.loads(second.body)}) == 1
+
+
+@pytest.mark.urls("core.tests.urls")
+async def test_a_slow_sync_call_does_not_hold_up_other_requests():
+    urls.WAITING.clear()
+    urls.RELEASE.clear()
+    handler = ASGIHandler()
+    slow = asyncio.ensure_future(asgi_request(handler, path="/tests/wait-for-release/"))
+    try:
+        assert await asyncio.to_thread(urls.WAITING.wait, 5)
+        # The first thread is held: the next request's call runs on another.
+        fast = await asyncio.wait_for(asgi_request(handler, path="/tests/sync/"), 5)
+        assert fast.status == 200
+        assert not slow.done()
+    finally:
+        urls.RELEASE.set()
+    assert (await slow).status == 200
+
+
+@pytest.mark.urls("core.tests.urls")
+async def test_with_request_threads_0_concurrent_requests_never_share_a_thread(settings):
+    settings.REQUEST_THREADS = 0
     handler = ASGIHandler()
     first, second = await asyncio.gather(
         *(asgi_request(handler, path="/tests/thread-ids/") for _ in range(2))
@@ -211,7 +240,11 @@ def test_a_retired_idle_thread_closes_its_connections():
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.urls("core.tests.urls")
-async def test_a_cancelled_request_closes_the_connection_its_thread_opened():
+@pytest.mark.parametrize("request_threads", [8, 0])
+async def test_a_cancelled_request_closes_the_connection_its_thread_opened(
+    request_threads, settings
+):
+    settings.REQUEST_THREADS = request_threads
     handler = ASGIHandler()
     patch, opened, first = opened_connections()
     with patch:
@@ -220,8 +253,9 @@ async def test_a_cancelled_request_closes_the_connection_its_thread_opened():
         request.cancel()
         with pytest.raises(asyncio.CancelledError):
             await request
-    # The request's thread is idle again, and runs what is submitted after the cleanup.
-    (thread,) = handler.threads.idle
+    # The request's thread is free again, and runs what is submitted after the cleanup.
+    threads = handler.threads
+    (thread,) = threads.idle if isinstance(threads, IdleThreads) else [threads.executor]
     await asyncio.wrap_future(thread.submit(lambda: None))
     assert opened[0].connection is None
 

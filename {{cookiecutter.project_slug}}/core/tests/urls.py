@@ -73,8 +73,19 @@ HEADER_VIEWS = {
     "/tests/headers/csp-report-only/": csp_report_only_override({"img-src": [CSP.NONE]})(page),
 }
 
+WAITING, RELEASE = threading.Event(), threading.Event()
+
+
+def wait_for_release(request):
+    """A sync view that holds its thread until the test releases it (5 s at most)."""
+    WAITING.set()
+    RELEASE.wait(5)
+    return JsonResponse({"released": RELEASE.is_set()})
+
+
 urlpatterns = [
     *project_urlpatterns,
+    path("tests/wait-for-release/", wait_for_release),
     *(path(route.lstrip("/"), view) for route, view in HEADER_VIEWS.items()),
     path("tests/sync/", sync_view),
     path("tests/add-message/", add_message),

@@ -1,0 +1,134 @@
+"""core.asgi.SyncThreads: every request's sync calls on as few threads as keep up."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.db import connections
+
+from core.asgi import SyncThreads
+
+
+def eventually(condition, timeout: float = 2.0) -> bool:
+    """Whether `condition()` comes true within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def run_on(threads: SyncThreads, fn, *args):
+    return asyncio.wrap_future(threads.submit(fn, *args))
+
+
+async def test_calls_run_in_order_on_one_thread_while_it_keeps_up():
+    threads = SyncThreads(4)
+    ran = []
+    await asyncio.gather(
+        *(run_on(threads, lambda n=n: ran.append((n, threading.get_ident()))) for n in range(50))
+    )
+    assert [n for n, _ in ran] == list(range(50))
+    assert len({ident for _, ident in ran}) == 1
+    threads.shutdown()
+
+
+async def test_a_slow_call_hands_the_calls_after_it_to_the_next_thread():
+    threads = SyncThreads(4, spill_after=0.02)
+    release = threading.Event()
+    slow = run_on(threads, release.wait, 5)
+    try:
+        # No further call comes to prompt it: the handover happens on its own.
+        fast = await asyncio.wait_for(run_on(threads, threading.get_ident), 2)
+        assert not slow.done()
+        assert fast != threads.workers[0].ident
+    finally:
+        release.set()
+    assert await slow is True
+    threads.shutdown()
+
+
+async def test_no_more_than_size_threads_run_at_once():
+    threads = SyncThreads(2, spill_after=0.01)
+    release = threading.Event()
+    running = []
+    lock = threading.Lock()
+
+    def blocked():
+        with lock:
+            running.append(threading.get_ident())
+        release.wait(5)
+        return len(running)
+
+    calls = [run_on(threads, blocked) for _ in range(3)]
+    assert await asyncio.to_thread(eventually, lambda: len(running) == 2)
+    await asyncio.sleep(0.1)
+    assert len(running) == 2  # the third waits for a thread
+    release.set()
+    await asyncio.gather(*calls)
+    assert len(running) == 3
+    assert len(set(running)) == 2
+    threads.shutdown()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_spare_thread_closes_its_connections_once_idle():
+    threads = SyncThreads(2, spill_after=0.01, spare_idle=0.05)
+    release = threading.Event()
+    held = run_on(threads, release.wait, 5)
+
+    def query():
+        get_user_model().objects.count()
+        return connections["default"]
+
+    try:
+        wrapper = await asyncio.wait_for(run_on(threads, query), 2)
+        assert wrapper.connection is not None
+    finally:
+        release.set()
+    await held
+    assert await asyncio.to_thread(eventually, lambda: wrapper.connection is None)
+    threads.shutdown()
+
+
+async def test_an_exception_reaches_the_caller_and_the_thread_goes_on():
+    threads = SyncThreads(1)
+    with pytest.raises(ZeroDivisionError):
+        await run_on(threads, lambda: 1 / 0)
+    assert await run_on(threads, lambda: "next") == "next"
+    threads.shutdown()
+
+
+async def test_a_call_cancelled_before_it_starts_never_runs():
+    threads = SyncThreads(1, spill_after=10)
+    release = threading.Event()
+    ran = []
+    held = threads.submit(release.wait, 5)
+    cancelled = threads.submit(ran.append, "ran")
+    assert cancelled.cancel()
+    release.set()
+    assert await asyncio.wrap_future(held) is True
+    await run_on(threads, lambda: None)
+    assert ran == []
+    threads.shutdown()
+
+
+def test_after_shutdown_calls_are_refused_and_the_threads_end():
+    threads = SyncThreads(2)
+    assert threads.submit(lambda: 1).result(timeout=5) == 1
+    threads.shutdown()
+    with pytest.raises(RuntimeError):
+        threads.submit(lambda: 2)
+    assert threads.workers
+    assert not any(thread.is_alive() for thread in threads.workers)
+
+
+def test_a_negative_number_of_threads_fails_the_system_check(settings):
+    settings.REQUEST_THREADS = -1
+    with pytest.raises(SystemCheckError, match=r"core\.E004"):
+        call_command("check")
