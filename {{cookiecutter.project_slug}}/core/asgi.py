@@ -58,7 +58,8 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers import asgi
 from django.core.handlers.base import reset_urlconf
 from django.db import close_old_connections, connections, reset_queries
-from django.dispatch import Signal
+from django.db.backends.signals import connection_created
+from django.dispatch import Signal, receiver
 from django.urls import set_script_prefix
 
 from core.charset import charset_refusal
@@ -104,13 +105,15 @@ class SyncThreads(Executor):
 
     Calls wait in one queue, first in, first out. The first thread takes them
     one after another. The next thread takes them only while every thread
-    before it has been running one call for over `spill_after` seconds (a slow
-    query, a sync call waiting on another service), and so on: under a load
-    one thread keeps up with, the event loop and that thread are all that take
-    turns on the GIL. That turn-taking among a thread per request is what made
-    an async ORM read cost more CPU than sync Django under concurrency
-    (bench/orm.py). The idea is Go's scheduler's hand-off of a processor from
-    a thread blocked in a system call, with a time limit standing for "blocked".
+    before it is slow, and so on. A thread is slow once it has waited on one
+    database query for over `query_spill` seconds (a database a network hop
+    away, a long query), or run one call for over `spill_after` (any other
+    blocking: a sync call to another service). Under a load one thread keeps
+    up with, the event loop and that thread are all that take turns on the
+    GIL. That turn-taking among a thread per request is what made an async ORM
+    read cost more CPU than sync Django under concurrency (bench/orm.py). The
+    idea is Go's scheduler's hand-off of a processor from a thread blocked in
+    a system call; the query timer is how this one knows "blocked".
 
     A request's calls run one after another, but not always on one thread:
     state that must last across calls (a transaction) belongs inside one call,
@@ -119,12 +122,22 @@ class SyncThreads(Executor):
     the request_finished receivers, as with a thread per request.
     """
 
-    def __init__(self, size: int, spill_after: float | None = None, spare_idle: float = 1.0):
+    def __init__(
+        self,
+        size: int,
+        spill_after: float | None = None,
+        query_spill: float = 0.001,
+        spare_idle: float = 1.0,
+    ):
         self.size = size
         # Two GIL switch intervals (5 ms each by default): a call that has run for
         # longer is not merely waiting for the event loop to let go of the GIL.
         self.spill_after = 2 * sys.getswitchinterval() if spill_after is None else spill_after
+        # A query holds no GIL while it waits on the database: a thread that has
+        # waited this long is blocked, whatever the loop is doing.
+        self.query_spill = query_spill
         self.spare_idle = spare_idle
+        self.querying_since: list[float | None] = []  # per started thread: its query's start
         self.lock = threading.Lock()
         self.calls: collections.deque = collections.deque()
         self.busy_since: list[float | None] = []  # per started thread: its call's start
@@ -156,10 +169,18 @@ class SyncThreads(Executor):
             if self.idle[index]:
                 self.wakeups[index].notify()
                 return False
-            started = self.busy_since[index]
-            if started is None or now - started < self.spill_after:
+            if not self.slow(index, now):
                 return True  # busy, but perhaps not for long
         return False  # every thread is slow: the call waits for the first one free
+
+    def slow(self, index: int, now: float) -> bool:
+        """Whether thread `index` is blocked in its current call (with the lock held)."""
+        started, querying = self.busy_since[index], self.querying_since[index]
+        if started is None:  # between two calls: it takes the next itself
+            return False
+        return now - started >= self.spill_after or (
+            querying is not None and now - querying >= self.query_spill
+        )
 
     def arm_recheck(self) -> None:
         # One timer at a time, on the loop that submits: with no further call
@@ -170,7 +191,7 @@ class SyncThreads(Executor):
             return
         if not self.recheck_armed:
             self.recheck_armed = True
-            loop.call_later(self.spill_after, self.recheck)
+            loop.call_later(min(self.spill_after, self.query_spill), self.recheck)
 
     def recheck(self) -> None:
         with self.lock:
@@ -182,6 +203,7 @@ class SyncThreads(Executor):
     def start_thread(self) -> None:
         index = len(self.busy_since)
         self.busy_since.append(None)
+        self.querying_since.append(None)
         self.idle.append(False)
         self.wakeups.append(threading.Condition(self.lock))
         thread = threading.Thread(
@@ -192,12 +214,10 @@ class SyncThreads(Executor):
 
     def may_take(self, index: int) -> bool:
         now = time.monotonic()
-        return all(
-            started is not None and now - started >= self.spill_after
-            for started in self.busy_since[:index]
-        )
+        return all(self.slow(before, now) for before in range(index))
 
     def work(self, index: int) -> None:
+        _worker.slot = (self, index)  # for time_queries()
         holding = False  # a spare thread's connections, perhaps open
         while True:
             woken = True
@@ -242,6 +262,28 @@ class SyncThreads(Executor):
         if wait:
             for thread in self.workers:
                 thread.join()
+
+
+_worker = threading.local()
+
+
+def time_queries(execute, sql, params, many, context):
+    """A database execute wrapper: on a SyncThreads thread, when its query started."""
+    slot = getattr(_worker, "slot", None)
+    if slot is None:
+        return execute(sql, params, many, context)
+    threads, index = slot
+    threads.querying_since[index] = time.monotonic()
+    try:
+        return execute(sql, params, many, context)
+    finally:
+        threads.querying_since[index] = None
+
+
+@receiver(connection_created, dispatch_uid="core.asgi.time_queries")
+def watch_queries(sender, connection, **kwargs) -> None:
+    if time_queries not in connection.execute_wrappers:
+        connection.execute_wrappers.append(time_queries)
 
 
 class SharedPool:

@@ -53,6 +53,32 @@ async def test_a_slow_call_hands_the_calls_after_it_to_the_next_thread():
     threads.shutdown()
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_a_thread_waiting_on_a_query_hands_the_calls_after_it_on_at_once():
+    threads = SyncThreads(2, spill_after=60)  # only the query's wait can tell
+    release = threading.Event()
+
+    def wait_for_release(execute, sql, params, many, context):
+        release.wait(5)  # as a database a network hop away would
+        return execute(sql, params, many, context)
+
+    def blocked_query():
+        connection = connections["default"]
+        connection.ensure_connection()  # its query timer first, then the wait inside it
+        with connection.execute_wrapper(wait_for_release):
+            return get_user_model().objects.count()
+
+    slow = run_on(threads, blocked_query)
+    try:
+        other = await asyncio.wait_for(run_on(threads, threading.get_ident), 2)
+        assert other != threads.workers[0].ident
+        assert not slow.done()
+    finally:
+        release.set()
+    assert await slow == 0
+    threads.shutdown()
+
+
 async def test_no_more_than_size_threads_run_at_once():
     threads = SyncThreads(2, spill_after=0.01)
     release = threading.Event()
