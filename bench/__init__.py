@@ -36,12 +36,14 @@ def serve(
     log: Path | None = None,
     app: str = "config.asgi:application",
     server: str = "uvicorn",
+    workers: int = 1,
+    threads: int = 1,
 ) -> tuple[subprocess.Popen, int]:
-    """Start one worker serving `app` of `project` on a free port; the caller waits for the port.
+    """Start `server` serving `app` of `project` on a free port; the caller waits for the port.
 
-    `server` is uvicorn, or gunicorn with one sync worker (WSGI). The server
-    gets this process's environment (and limits) plus `env`; its output goes
-    to `log` when given.
+    `server` is uvicorn, or gunicorn (WSGI) with `workers` sync workers, or
+    threaded (gthread) ones when `threads` > 1. The server gets this process's
+    environment (and limits) plus `env`; its output goes to `log` when given.
     """
     port = free_port()
     if server == "uvicorn":
@@ -53,13 +55,16 @@ def serve(
             "--no-access-log",
             "--log-level=warning",
         ]
+        if workers > 1:
+            command.append(f"--workers={workers}")
     else:
         command = [
             str(project / ".venv/bin/gunicorn"),
             app,
             f"--bind=127.0.0.1:{port}",
-            "--workers=1",
-            "--worker-class=sync",
+            f"--workers={workers}",
+            f"--worker-class={'gthread' if threads > 1 else 'sync'}",
+            f"--threads={threads}",
             "--log-level=warning",
         ]
     with contextlib.ExitStack() as stack:
@@ -73,6 +78,30 @@ def serve(
             start_new_session=True,
         )
     return process, port
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU (user + system, all threads) of process `pid` and its descendants, in
+    seconds, read from /proc: `utime` and `stime` of /proc/<pid>/stat (proc(5))."""
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        child = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(child)  # field 4: ppid
+        times[child] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14, 15
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo.extend(children.get(current, ()))
+    return total
 
 
 def stop(server: subprocess.Popen) -> str:

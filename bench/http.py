@@ -71,6 +71,7 @@ from django.urls import path
 
 from articles.models import Article
 from articles.schemas import ArticleOut
+from bench_slow import aslow, slow
 from config.urls import urlpatterns as project_urlpatterns
 
 
@@ -90,11 +91,37 @@ async def article_async(request, pk):
 
 
 urlpatterns = [
+    path("bench/sync-slow/", slow),
+    path("bench/async-slow/", aslow),
     path("bench/healthz-sync", healthz_sync),
     path("bench/sync/<int:pk>/", article_sync),
     path("bench/async/<int:pk>/", article_async),
     *project_urlpatterns,
 ]
+""",
+    "bench_slow.py": """
+from django.db import connection
+from django.http import JsonResponse
+
+
+def slow(request):
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_sleep(%s)", [0.2])
+        else:  # SQLite has no sleep: count long enough
+            cursor.execute(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < %s) "
+                "SELECT count(*) FROM c",
+                [3_000_000],
+            )
+        cursor.fetchone()
+    return JsonResponse({"slow": True})
+
+
+async def aslow(request):
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(slow)(request)
 """,
     "bench_floor.py": """
 import json
@@ -262,15 +289,16 @@ def served(project: Path, server: Server):
         time.sleep(0.3)
 
 
-def prepare(workdir: Path) -> tuple[Path, int]:
-    """Bake, install (with gunicorn), migrate and create the article; its id."""
-    project = bake(workdir)
+def prepare(workdir: Path, database: str = "sqlite", env: dict | None = None) -> tuple[Path, int]:
+    """Bake (`database`: sqlite, or postgresql at `env`'s DATABASE_URL), install
+    (with gunicorn), migrate and create the article; its id."""
+    project = bake(workdir, database="postgresql" if database != "sqlite" else "sqlite")
     run(["uv", "sync", "--quiet"], cwd=project)
     python = str(project / ".venv/bin/python")
     run(["uv", "pip", "install", "--quiet", "--python", python, GUNICORN], cwd=project)
     for name, text in BENCH_FILES.items():
         (project / name).write_text(text.lstrip())
-    env = {**ENV, "DJANGO_SETTINGS_MODULE": "bench_settings"}
+    env = {**ENV, **(env or {}), "DJANGO_SETTINGS_MODULE": "bench_settings"}
     run([python, "manage.py", "migrate", "--noinput"], cwd=project, env=env)
     article = int(run([python, "bench_article.py"], cwd=project, env=env).stdout.split()[-1])
     return project, article

@@ -1,0 +1,290 @@
+"""The async database path against sync Django: server CPU per request and requests per second.
+
+One article with its author and tags as JSON (two queries), from a view
+written async (`aget`) and the same view written sync, served several ways,
+each loaded by wrk at concurrency 1, 10 and 100, on:
+
+- SQLite (a file), PostgreSQL on loopback, and PostgreSQL one network hop
+  away: a delaying proxy (bench/latency.py, 0.5 ms each way) between the
+  server and the database;
+- one worker each: gunicorn's sync worker (the sync view); uvicorn with the
+  project's handler, the sync and the async view, each with a thread per
+  request (REQUEST_THREADS=0, as before issue 21) and with the request
+  threads shared (the default, core.asgi.SyncThreads);
+- N workers, on the network-hop database: uvicorn --workers 2 against
+  gunicorn with 2 x cores + 1 sync workers and with its threaded worker.
+
+Server CPU per request is the server's processes' user + system time read
+from /proc before and after each load, divided by the requests wrk counted:
+steadier than requests per second on a shared machine. Each server is
+measured once per round, the rounds one after another; figures are medians.
+A last table loads the article at c=10 while one slow query at a time
+(200 ms) runs beside it: the article's p99 shows whether a slow request
+holds others up.
+
+    uv run python -m bench.orm [--seconds 5] [--rounds 2] [--databases sqlite,postgresql,hop]
+"""
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import astuple, dataclass, field
+from pathlib import Path
+
+from bakery import run
+from servers import free_port, postgres_server, wait_for_port
+
+from bench import ENV, cpu_seconds, serve, stop
+from bench.http import prepare, to_ms
+
+CONCURRENCY = (1, 10, 100)
+SLOW_QUERY_SECONDS = 0.2
+HOP_DELAY = 0.0005  # seconds, each way: 1 ms added per round trip
+
+
+@dataclass
+class Load:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float  # server CPU per request, microseconds
+
+
+@dataclass
+class Server:
+    name: str
+    command: str  # "uvicorn" or "gunicorn"
+    view: str  # "sync" or "async"
+    env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
+    threads: int = 1
+
+    @property
+    def app(self) -> str:
+        return "config.asgi:application" if self.command == "uvicorn" else "config.wsgi:application"
+
+    @property
+    def settings(self) -> str:
+        # gunicorn: Django's own middleware classes (the async-only static one out).
+        return "bench_settings" if self.command == "uvicorn" else "bench_settings_stock"
+
+
+GUNICORN_SYNC = Server("sync view, gunicorn sync worker", "gunicorn", "sync")
+ONE_WORKER = [
+    GUNICORN_SYNC,
+    Server("sync view, uvicorn, a thread per request", "uvicorn", "sync", {"REQUEST_THREADS": "0"}),
+    Server("sync view, uvicorn, shared threads", "uvicorn", "sync"),
+    Server(
+        "async view, uvicorn, a thread per request", "uvicorn", "async", {"REQUEST_THREADS": "0"}
+    ),
+    Server("async view, uvicorn, shared threads", "uvicorn", "async"),
+]
+CORES = os.cpu_count() or 1
+N_WORKERS = [
+    Server(
+        "async view, uvicorn --workers 2, a thread per request",
+        "uvicorn",
+        "async",
+        {"REQUEST_THREADS": "0"},
+        workers=2,
+    ),
+    Server("async view, uvicorn --workers 2, shared threads", "uvicorn", "async", workers=2),
+    Server(
+        f"sync view, gunicorn {2 * CORES + 1} sync workers",
+        "gunicorn",
+        "sync",
+        workers=2 * CORES + 1,
+    ),
+    Server("sync view, gunicorn 2 gthread workers x 4", "gunicorn", "sync", workers=2, threads=4),
+]
+
+
+def wrk(port: int, path: str, connections: int, seconds: float, pid: int) -> Load:
+    threads = min(2, connections)
+    before = cpu_seconds(pid)
+    result = run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
+         f"http://127.0.0.1:{port}{path}"],
+        cwd=Path.cwd(),
+        timeout=seconds + 30,
+    )  # fmt: skip
+    used = cpu_seconds(pid) - before
+    if errors := re.search(r"Non-2xx or 3xx responses: (\d+)", result.stdout):
+        raise RuntimeError(f"{path}: {errors[1]} failed responses\n{result.stdout}")
+    latency = {
+        q: to_ms(value, unit)
+        for q, value, unit in re.findall(
+            r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", result.stdout, re.MULTILINE
+        )
+    }
+    requests = int(re.search(r"(\d+) requests in", result.stdout)[1])
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)[1])
+    return Load(rps, latency["50"], latency["99"], used / requests * 1e6)
+
+
+@contextlib.contextmanager
+def served(project: Path, server: Server, database_env: dict[str, str]):
+    env = {**ENV, **database_env, **server.env, "DJANGO_SETTINGS_MODULE": server.settings}
+    process, port = serve(
+        project, env, Path(os.devnull), app=server.app, server=server.command,
+        workers=server.workers, threads=server.threads,
+    )  # fmt: skip
+    try:
+        wait_for_port(port)
+        # The port is bound before the app has loaded: wait for a first answer.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=60) as answer:
+            answer.read()
+        yield port, process.pid
+    finally:
+        stop(process)
+        time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def delaying_proxy(target_port: int):
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.latency",
+            str(port),
+            str(target_port),
+            f"--delay={HOP_DELAY}",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def median_load(loads: list[Load]) -> Load:
+    return Load(*(statistics.median(values) for values in zip(*map(astuple, loads), strict=True)))
+
+
+def slow_requests(port: int, path: str, stop_event: threading.Event) -> None:
+    """One slow request at a time until told to stop."""
+    while not stop_event.is_set():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as answer:
+            answer.read()
+
+
+def measure_database(project, article, database_env, servers, concurrency, seconds, rounds):
+    loads: dict[tuple[str, int], list[Load]] = {}
+    for round_ in range(1, rounds + 1):
+        for server in servers:
+            with served(project, server, database_env) as (port, pid):
+                path = f"/bench/{server.view}/{article}/"
+                wrk(port, path, 10, 1, pid)  # warm up: imports, connections
+                for connections in concurrency:
+                    load = wrk(port, path, connections, seconds, pid)
+                    loads.setdefault((server.name, connections), []).append(load)
+                    print(
+                        f"  round {round_} {server.name:<42} c={connections:<4}"
+                        f"{load.rps:>8.0f} req/s {load.cpu_us:>7.0f} us CPU/req"
+                    )
+    return {key: median_load(value) for key, value in loads.items()}
+
+
+def measure_slow(project, article, database_env, servers, seconds):
+    """The article at c=10 with one slow query at a time beside it: its p99."""
+    results = {}
+    for server in servers:
+        with served(project, server, database_env) as (port, pid):
+            path = f"/bench/{server.view}/{article}/"
+            wrk(port, path, 10, 1, pid)
+            stop_event = threading.Event()
+            slow = threading.Thread(
+                target=slow_requests, args=(port, f"/bench/{server.view}-slow/", stop_event)
+            )
+            slow.start()
+            try:
+                results[server.name] = wrk(port, path, 10, seconds, pid)
+            finally:
+                stop_event.set()
+                slow.join()
+            print(f"  slow beside {server.name:<42} p99 {results[server.name].p99_ms:.1f} ms")
+    return results
+
+
+def table(title: str, results: dict, servers, concurrency, base=GUNICORN_SYNC) -> list[str]:
+    """One row per server: req/s, CPU per request (and its ratio to `base`'s), p99."""
+    lines = [title, f"{'server':<52}" + "".join(f"{'c=' + str(c):>30}" for c in concurrency)]
+    lines.append(f"{'':<52}" + f"{'req/s  us/req  xCPU  p99 ms':>30}" * len(concurrency))
+    for server in servers:
+        row = f"{server.name:<52}"
+        for c in concurrency:
+            load = results[server.name, c]
+            ratio = load.cpu_us / results[base.name, c].cpu_us
+            row += f"{load.rps:>12.0f}{load.cpu_us:>8.0f}{ratio:>6.2f}{load.p99_ms:>7.1f}"
+        lines.append(row)
+    return lines
+
+
+def slow_table(database: str, results: dict[str, Load]) -> list[str]:
+    seconds = SLOW_QUERY_SECONDS * 1000
+    lines = [f"\n{database}: the article at c=10, one {seconds:.0f} ms query at a time beside it"]
+    for name, load in results.items():
+        lines.append(
+            f"{name:<52}{load.rps:>8.0f} req/s  p50 {load.p50_ms:>6.1f} ms"
+            f"  p99 {load.p99_ms:>6.1f} ms"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--databases", default="sqlite,postgresql,hop")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: apt-get install wrk")
+    databases = args.databases.split(",")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-orm-"))
+    lines = []
+    try:
+        with contextlib.ExitStack() as stack:
+            for database in databases:
+                env = {}
+                if database != "sqlite":
+                    postgres = stack.enter_context(postgres_server())
+                    port = postgres.port
+                    if database == "hop":
+                        port = stack.enter_context(delaying_proxy(postgres.port))
+                    env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{port}/postgres"
+                project, article = prepare(workdir / database, database, env)
+                print(f"{database}: one worker")
+                one = measure_database(
+                    project, article, env, ONE_WORKER, CONCURRENCY, args.seconds, args.rounds
+                )
+                lines += table(f"\n{database}: one worker each", one, ONE_WORKER, CONCURRENCY)
+                if database == "hop":
+                    many = measure_database(
+                        project, article, env, N_WORKERS, (10, 100), args.seconds, args.rounds
+                    )
+                    lines += table(
+                        f"\n{database}: N workers", many, N_WORKERS, (10, 100), base=N_WORKERS[2]
+                    )
+                slow = measure_slow(project, article, env, ONE_WORKER, args.seconds)
+                lines += slow_table(database, slow)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
