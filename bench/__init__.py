@@ -147,3 +147,40 @@ def quantile_ms(values: list[float], q: float) -> str:
     if not values:
         return "-"
     return f"{values[min(len(values) - 1, math.ceil(q * len(values)) - 1)] * 1000:.1f}"
+
+
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def section_lines(lines: list[str], heading: str) -> tuple[int, int] | None:
+    """Where the `heading` section is among the page's lines: (start, end), or None."""
+    if heading not in lines:
+        return None
+    start = lines.index(heading)
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "!["))),
+        len(lines),
+    )
+    return start, end
+
+
+def page_section(heading: str) -> list[str]:
+    """The `heading` section as docs/benchmarks.md has it, or [] (for a rewritten page)."""
+    if not PAGE.exists():
+        return []
+    lines = PAGE.read_text(encoding="utf-8").splitlines()
+    found = section_lines(lines, heading)
+    return lines[slice(*found)] if found else []
+
+
+def replace_section(heading: str, new: list[str]) -> None:
+    """Replace the `heading` section of docs/benchmarks.md with `new`, or add it
+    before the images."""
+    lines = PAGE.read_text(encoding="utf-8").splitlines()
+    if found := section_lines(lines, heading):
+        start, end = found
+        lines[start:end] = new
+    else:
+        end = next((i for i, line in enumerate(lines) if line.startswith("![")), len(lines))
+        lines[end:end] = new
+    PAGE.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -16,7 +16,8 @@ Runs, one after another on this machine (each section stops what it started):
   1,000 websocket clients: broadcast latency.
 bench.tasks runs on its own (`python -m bench.tasks`, about 7 minutes); the
 page keeps its latest recorded run (bench/results/tasks.json), or the
-section it already has.
+section it already has. So does bench.orm (`python -m bench.orm`, about 15
+minutes), which writes its section of the page itself.
 Prints the tables, writes docs/benchmarks.md (machine, versions, date,
 command) and the plots in docs/img/. Needs wrk and redis-server.
 """
@@ -38,7 +39,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-from bench import channels, http, httpx_fanout, quantile_ms, sse
+from bench import channels, http, httpx_fanout, orm, page_section, quantile_ms, sse
 from bench import tasks as background_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -261,8 +262,10 @@ def reading_of(
         + ". Django has no async database driver: the query still runs on a thread, and the "
         "event loop pays for the async machinery around it. Views that mostly query the "
         "database gain nothing from being async, and under uvicorn a sync view pays the same "
-        "thread hop: a service whose traffic is mostly such reads is better served by WSGI "
-        "workers ([the async guide](async-guide.md#when-async-helps-and-when-it-does-not)).",
+        "thread hop. These rows are bench.http's own servers; [The async database "
+        "path](#the-async-database-path) measures the project's request threads against "
+        "gunicorn, by CPU per request, on SQLite, PostgreSQL and PostgreSQL a hop away "
+        "([the async guide](async-guide.md#when-async-helps-and-when-it-does-not)).",
         "",
         "Absolute numbers move between runs on this virtual machine (the floor has measured "
         "19,000 to 37,000 req/s on different runs); read the ratios, which are measured side by "
@@ -279,8 +282,9 @@ def write_page(
         "# Benchmarks",
         "",
         "Written by `uv run --group bench python -m bench`; every number below comes",
-        "from the one run described here, but [Background tasks](#background-tasks),",
-        "which `python -m bench.tasks` measures in a run of its own.",
+        "from the one run described here, but [Background tasks](#background-tasks)",
+        "and [The async database path](#the-async-database-path), which",
+        "`python -m bench.tasks` and `python -m bench.orm` measure in runs of their own.",
         "",
         *about,
         "",
@@ -290,6 +294,7 @@ def write_page(
     for title, lines in sections:
         page += [f"## {title}", "", "```text", *lines, "```", ""]
     page += background_tasks.kept_section()
+    page += page_section(orm.HEADING)
     page += [f"![{image.stem}](img/{image.name})" for image in images]
     (DOCS / "benchmarks.md").write_text("\n".join(page) + "\n")
 

@@ -27,6 +27,7 @@ holds others up.
 
 import argparse
 import contextlib
+import datetime
 import os
 import re
 import shutil
@@ -43,10 +44,11 @@ from pathlib import Path
 from bakery import run
 from servers import free_port, postgres_server, wait_for_port
 
-from bench import ENV, cpu_seconds, serve, stop
+from bench import ENV, cpu_seconds, replace_section, serve, stop
 from bench.http import prepare, to_ms
 
 CONCURRENCY = (1, 10, 100)
+HEADING = "## The async database path"
 SLOW_QUERY_SECONDS = 0.2
 HOP_DELAY = 0.0005  # seconds, each way: 1 ms added per round trip
 
@@ -284,6 +286,23 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print("\n".join(lines))
+    command = f"uv run python -m bench.orm --seconds {args.seconds:g} --rounds {args.rounds}"
+    replace_section(
+        HEADING,
+        [
+            HEADING,
+            "",
+            f"Written by `{command}` on {datetime.date.today()} ({CORES} cores; wrk and the "
+            "database on the same cores). Server CPU per request (us/req) is read from /proc; "
+            "xCPU is its ratio to the first row's (gunicorn). See "
+            "[the async guide](async-guide.md#request-threads).",
+            "",
+            "```text",
+            *lines,
+            "```",
+            "",
+        ],
+    )
 
 
 if __name__ == "__main__":

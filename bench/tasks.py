@@ -45,11 +45,10 @@ from pathlib import Path
 from bakery import bake, run
 from servers import postgres_server
 
-from bench import ENV, stop
+from bench import ENV, PAGE, page_section, replace_section, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "tasks.json"
-PAGE = ROOT / "docs" / "benchmarks.md"
 HEADING = "## Background tasks"
 NAPS = 50  # the issue's figure: 50 I/O-bound tasks of 1 s
 NAP_SECONDS = 1.0
@@ -421,18 +420,6 @@ def recorded() -> dict | None:
     return json.loads(RESULTS.read_text(encoding="utf-8"))[-1]
 
 
-def section_lines(lines: list[str]) -> tuple[int, int] | None:
-    """Where the section is among the page's lines: (start, end), or None."""
-    if HEADING not in lines:
-        return None
-    start = lines.index(HEADING)
-    end = next(
-        (i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "!["))),
-        len(lines),
-    )
-    return start, end
-
-
 def kept_section() -> list[str]:
     """The section for a rewritten page: from the latest recorded run, else as the page has it.
 
@@ -440,24 +427,12 @@ def kept_section() -> list[str]:
     """
     if result := recorded():
         return section(result)
-    if not PAGE.exists():
-        return []
-    lines = PAGE.read_text(encoding="utf-8").splitlines()
-    found = section_lines(lines)
-    return lines[slice(*found)] if found else []
+    return page_section(HEADING)
 
 
 def write_section(result: dict) -> None:
     """Replace (or add before the images) the section in docs/benchmarks.md."""
-    lines = PAGE.read_text(encoding="utf-8").splitlines()
-    new = section(result)
-    if found := section_lines(lines):
-        start, end = found
-        lines[start:end] = new
-    else:
-        end = next((i for i, line in enumerate(lines) if line.startswith("![")), len(lines))
-        lines[end:end] = new
-    PAGE.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    replace_section(HEADING, section(result))
 
 
 def main() -> None:

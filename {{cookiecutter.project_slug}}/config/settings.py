@@ -163,8 +163,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": env.float("DATABASE_SQLITE_TIMEOUT", default=20.0),
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Under ASGI each request's ORM work runs on its own thread, so persistent
-    # per-thread connections (CONN_MAX_AGE > 0) pile up; a per-process pool does not.
+    # With a thread per request (REQUEST_THREADS=0) persistent per-thread
+    # connections (CONN_MAX_AGE > 0) pile up; a per-process pool does not.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A connection is checked before use, so after a database restart no
     # request gets a dead one.
