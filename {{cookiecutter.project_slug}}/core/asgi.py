@@ -218,6 +218,15 @@ class SyncThreads(Executor):
 
     def work(self, index: int) -> None:
         _worker.slot = (self, index)  # for time_queries()
+        try:
+            self.run_calls(index)
+        finally:
+            # The thread's connections are closed with it, not left to the
+            # garbage collector.
+            connections.close_all()
+
+    def run_calls(self, index: int) -> None:
+        """Take calls until shut down (with `index`'s place in the order)."""
         holding = False  # a spare thread's connections, perhaps open
         while True:
             woken = True

@@ -158,3 +158,13 @@ def test_a_negative_number_of_threads_fails_the_system_check(settings):
     settings.REQUEST_THREADS = -1
     with pytest.raises(SystemCheckError, match=r"core\.E004"):
         call_command("check")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_thread_closes_its_connections_when_shut_down():
+    threads = SyncThreads(1)
+    wrapper = threads.submit(lambda: (get_user_model().objects.count(), connections["default"]))
+    _, wrapper = wrapper.result(timeout=5)
+    assert wrapper.connection is not None
+    threads.shutdown()
+    assert wrapper.connection is None
