@@ -27,6 +27,7 @@ and is stopped at the end.
 
 import argparse
 import contextlib
+import math
 import re
 import shutil
 import statistics
@@ -39,7 +40,7 @@ from pathlib import Path
 from bakery import bake, run
 from servers import wait_for_port
 
-from bench import ENV, serve, stop
+from bench import ENV, cpu_seconds, serve, stop
 
 GUNICORN = "gunicorn~=23.0"
 
@@ -187,6 +188,7 @@ class Load:
     rps: float
     p50_ms: float
     p99_ms: float
+    cpu_us: float = math.nan  # server CPU per request, microseconds, when measured
 
 
 @dataclass
@@ -248,8 +250,11 @@ def to_ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(port: int, path: str, connections: int, seconds: float) -> Load:
+def wrk(port: int, path: str, connections: int, seconds: float, pid: int | None = None) -> Load:
+    """Load 127.0.0.1:`port``path` with wrk; with the server's `pid`, its CPU per request
+    too (that process's and its children's, from /proc)."""
     threads = min(2, connections)
+    before = cpu_seconds(pid) if pid else 0.0
     result = run(
         [
             "wrk",
@@ -262,6 +267,7 @@ def wrk(port: int, path: str, connections: int, seconds: float) -> Load:
         cwd=Path.cwd(),
         timeout=seconds + 30,
     )
+    used = cpu_seconds(pid) - before if pid else math.nan
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", result.stdout)
     if errors:
         raise RuntimeError(f"{path}: {errors[1]} failed responses\n{result.stdout}")
@@ -274,7 +280,8 @@ def wrk(port: int, path: str, connections: int, seconds: float) -> Load:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)[1])
     if set(latency) != {"50", "99"}:
         raise RuntimeError(f"no latency distribution in wrk's output:\n{result.stdout}")
-    return Load(rps, latency["50"], latency["99"])
+    requests = int(re.search(r"(\d+) requests in", result.stdout)[1])
+    return Load(rps, latency["50"], latency["99"], used / requests * 1e6 if requests else math.nan)
 
 
 @contextlib.contextmanager

@@ -9,8 +9,8 @@ each loaded by wrk at concurrency 1, 10 and 100, on:
   server and the database;
 - one worker each: gunicorn's sync worker (the sync view); uvicorn with the
   project's handler, the sync and the async view, each with a thread per
-  request (REQUEST_THREADS=0, as before issue 21) and with the request
-  threads shared (the default, core.asgi.SyncThreads);
+  request (REQUEST_THREADS=0, the default) and with the request threads
+  shared (REQUEST_THREADS=8, core.asgi.SyncThreads);
 - N workers, on the network-hop database: uvicorn --workers 2 against
   gunicorn with 2 x cores + 1 sync workers and with its threaded worker.
 
@@ -29,36 +29,25 @@ import argparse
 import contextlib
 import datetime
 import os
-import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bakery import run
 from servers import free_port, postgres_server, wait_for_port
 
-from bench import ENV, cpu_seconds, replace_section, serve, stop
-from bench.http import prepare, to_ms
+from bench import ENV, replace_section, serve, stop
+from bench.http import Load, median_load, prepare, wrk
 
 CONCURRENCY = (1, 10, 100)
 HEADING = "## The async database path"
 SLOW_QUERY_SECONDS = 0.2
 HOP_DELAY = 0.0005  # seconds, each way: 1 ms added per round trip
-
-
-@dataclass
-class Load:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    cpu_us: float  # server CPU per request, microseconds
 
 
 @dataclass
@@ -84,11 +73,11 @@ GUNICORN_SYNC = Server("sync view, gunicorn sync worker", "gunicorn", "sync")
 ONE_WORKER = [
     GUNICORN_SYNC,
     Server("sync view, uvicorn, a thread per request", "uvicorn", "sync", {"REQUEST_THREADS": "0"}),
-    Server("sync view, uvicorn, shared threads", "uvicorn", "sync"),
+    Server("sync view, uvicorn, shared threads", "uvicorn", "sync", {"REQUEST_THREADS": "8"}),
     Server(
         "async view, uvicorn, a thread per request", "uvicorn", "async", {"REQUEST_THREADS": "0"}
     ),
-    Server("async view, uvicorn, shared threads", "uvicorn", "async"),
+    Server("async view, uvicorn, shared threads", "uvicorn", "async", {"REQUEST_THREADS": "8"}),
 ]
 CORES = os.cpu_count() or 1
 N_WORKERS = [
@@ -99,7 +88,13 @@ N_WORKERS = [
         {"REQUEST_THREADS": "0"},
         workers=2,
     ),
-    Server("async view, uvicorn --workers 2, shared threads", "uvicorn", "async", workers=2),
+    Server(
+        "async view, uvicorn --workers 2, shared threads",
+        "uvicorn",
+        "async",
+        {"REQUEST_THREADS": "8"},
+        workers=2,
+    ),
     Server(
         f"sync view, gunicorn {2 * CORES + 1} sync workers",
         "gunicorn",
@@ -108,29 +103,6 @@ N_WORKERS = [
     ),
     Server("sync view, gunicorn 2 gthread workers x 4", "gunicorn", "sync", workers=2, threads=4),
 ]
-
-
-def wrk(port: int, path: str, connections: int, seconds: float, pid: int) -> Load:
-    threads = min(2, connections)
-    before = cpu_seconds(pid)
-    result = run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
-         f"http://127.0.0.1:{port}{path}"],
-        cwd=Path.cwd(),
-        timeout=seconds + 30,
-    )  # fmt: skip
-    used = cpu_seconds(pid) - before
-    if errors := re.search(r"Non-2xx or 3xx responses: (\d+)", result.stdout):
-        raise RuntimeError(f"{path}: {errors[1]} failed responses\n{result.stdout}")
-    latency = {
-        q: to_ms(value, unit)
-        for q, value, unit in re.findall(
-            r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", result.stdout, re.MULTILINE
-        )
-    }
-    requests = int(re.search(r"(\d+) requests in", result.stdout)[1])
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)[1])
-    return Load(rps, latency["50"], latency["99"], used / requests * 1e6)
 
 
 @contextlib.contextmanager
@@ -171,10 +143,6 @@ def delaying_proxy(target_port: int):
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def median_load(loads: list[Load]) -> Load:
-    return Load(*(statistics.median(values) for values in zip(*map(astuple, loads), strict=True)))
 
 
 def slow_requests(port: int, path: str, stop_event: threading.Event) -> None:

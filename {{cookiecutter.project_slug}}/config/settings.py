@@ -94,10 +94,10 @@ MIDDLEWARE = [
     "core.middleware.DatabaseErrorMiddleware",
 ]
 
-# Threads that run the sync code of requests (ORM calls, sync views): shared by
-# every request of a process, as few as keep up (core/asgi.py: SyncThreads); at
-# most this many at once. 0: a thread per request, as Django's own handler does.
-REQUEST_THREADS = env.int("REQUEST_THREADS", default=8)
+# Threads that run the sync code of requests (ORM calls, sync views). 0: a thread
+# per request, as Django's own handler does. N: at most N threads shared by every
+# request of a process, as few as keep up (core/asgi.py: SyncThreads).
+REQUEST_THREADS = env.int("REQUEST_THREADS", default=0)
 
 # DJANGO_STOCK_CLASSES=true serves with Django's own ASGI handler and middleware
 # classes in place of the project's async-native subclasses (core/asgi.py,

@@ -17,11 +17,11 @@ sync code, or the project connects a receiver of its own to either signal,
 everything goes through the request's thread exactly as in Django, and the
 receivers close that thread's connections at the end.
 
-Which thread that is, settings.REQUEST_THREADS says. By default (8) every
-request's sync calls share at most that many threads, as few as keep up
-(SyncThreads): one, unless a call runs long. At 0, each request gets a thread
-of its own, as in Django, one of a few kept idle between requests rather than
-started and joined each time.
+Which thread that is, settings.REQUEST_THREADS says. At 0, the default, each
+request gets a thread of its own, as in Django, one of a few kept idle between
+requests rather than started and joined each time. At N, every request's sync
+calls share at most N threads, as few as keep up (SyncThreads): one, unless a
+call blocks.
 
 Two costs are bounded before they are paid. A request body is read under
 its cap (core/limits.py): over it, the answer is 413 JSON and the rest of
@@ -346,7 +346,8 @@ class ASGIHandler(asgi.ASGIHandler):
     def threads(self) -> IdleThreads | SharedPool:
         # Made on first use, not in __init__: a subclass that does not call
         # super().__init__() (Django's ASGIStaticFilesHandler) still gets them.
-        size = settings.REQUEST_THREADS
+        # Django's own test settings (tests/test_django_suite.py) have no such setting.
+        size = getattr(settings, "REQUEST_THREADS", 0)
         return SharedPool(SyncThreads(size)) if size else IdleThreads()
 
     def request_executor(self, scope) -> Executor:

@@ -161,7 +161,8 @@ async def test_sync_requests_reuse_an_idle_thread():
 
 
 @pytest.mark.urls("core.tests.urls")
-async def test_concurrent_requests_share_the_first_thread_while_it_keeps_up():
+async def test_concurrent_requests_share_the_first_thread_while_it_keeps_up(settings):
+    settings.REQUEST_THREADS = 8
     handler = ASGIHandler()
     first, second = await asyncio.gather(
         *(asgi_request(handler, path="/tests/thread-ids/") for _ in range(2))
@@ -171,7 +172,8 @@ async def test_concurrent_requests_share_the_first_thread_while_it_keeps_up():
 
 
 @pytest.mark.urls("core.tests.urls")
-async def test_a_slow_sync_call_does_not_hold_up_other_requests():
+async def test_a_slow_sync_call_does_not_hold_up_other_requests(settings):
+    settings.REQUEST_THREADS = 8
     urls.WAITING.clear()
     urls.RELEASE.clear()
     handler = ASGIHandler()
@@ -240,11 +242,7 @@ def test_a_retired_idle_thread_closes_its_connections():
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.urls("core.tests.urls")
-@pytest.mark.parametrize("request_threads", [8, 0])
-async def test_a_cancelled_request_closes_the_connection_its_thread_opened(
-    request_threads, settings
-):
-    settings.REQUEST_THREADS = request_threads
+async def test_a_cancelled_request_closes_the_connection_its_thread_opened():
     handler = ASGIHandler()
     patch, opened, first = opened_connections()
     with patch:
@@ -253,9 +251,8 @@ async def test_a_cancelled_request_closes_the_connection_its_thread_opened(
         request.cancel()
         with pytest.raises(asyncio.CancelledError):
             await request
-    # The request's thread is free again, and runs what is submitted after the cleanup.
-    threads = handler.threads
-    (thread,) = threads.idle if isinstance(threads, IdleThreads) else [threads.executor]
+    # The request's thread is idle again, and runs what is submitted after the cleanup.
+    (thread,) = handler.threads.idle
     await asyncio.wrap_future(thread.submit(lambda: None))
     assert opened[0].connection is None
 
