@@ -24,6 +24,19 @@ JINJA_LEFTOVER = re.compile(r"\{%|%\}|\{#|\{\{-?\s*cookiecutter")
 BAKED_TEST_ENV = {"DJANGO_ENV_FILE": "/nonexistent/.env", "DJANGO_SECRET_KEY": "test-" + "k3y" * 20}
 
 
+def baked_pytest(python: Path, tmp_path: Path, *args: str) -> list:
+    """The command that runs a baked project's pytest with `args`, for `run` or subprocess.
+
+    Each run gets its own --basetemp under `tmp_path`. Without one, a run
+    prunes the numbered /tmp/pytest-of-<user> directories of earlier runs
+    (pytest keeps three) before its summary: on a machine that has run this
+    suite, gigabytes of virtual environments, which once held a 10 s baked
+    run past its 300 s timeout. No cache either: the tree is tested once.
+    """
+    basetemp = tmp_path / "pytest"  # emptied by each run that uses it
+    return [python, "-m", "pytest", "-p", "no:cacheprovider", f"--basetemp={basetemp}", *args]
+
+
 def copy_template(destination: Path) -> Path:
     """A copy of this repository as a user's clone has it: no git, environments or caches."""
     shutil.copytree(

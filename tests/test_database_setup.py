@@ -6,6 +6,7 @@ one line naming the host, port and database, and what to do; not a traceback
 after a 10 s wait, nor thousands of lines of errors.
 """
 
+import getpass
 import os
 import re
 import subprocess
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from bakery import BAKED_TEST_ENV, bake
+from bakery import BAKED_TEST_ENV, bake, baked_pytest
 from servers import free_port
 
 SLUG = "my_service"
@@ -35,17 +36,34 @@ def closed_port() -> int:
     return free_port()
 
 
-def run(python: Path, project: Path, port: int, *args: str, ci: bool = False):
-    """Run the project's python with `args`, DATABASE_URL on `port`; (result, seconds)."""
+@pytest.fixture
+def earlier_runs(tmp_path) -> list[Path]:
+    """Numbered directories an earlier pytest run left in a temporary root of their own.
+
+    A run without its own --basetemp creates a numbered directory beside them
+    and deletes all but the newest three; the ones a template suite's runs
+    leave hold gigabytes of virtual environments (`bakery.baked_pytest`).
+    """
+    runs = tmp_path / "temproot" / f"pytest-of-{getpass.getuser()}"
+    for number in range(1, 5):
+        (runs / f"pytest-{number}").mkdir(parents=True)
+        (runs / f"pytest-{number}" / "kept").touch()
+    return sorted(runs.iterdir())
+
+
+def run(project: Path, port: int, command: list, ci: bool = False, temproot: Path | None = None):
+    """Run `command` in the project, DATABASE_URL on `port`; (result, seconds)."""
     environment = {
         **os.environ,
         **BAKED_TEST_ENV,
+        # pytest's root for its numbered temporary directories, if not tempfile's.
+        **({"PYTEST_DEBUG_TEMPROOT": str(temproot)} if temproot else {}),
         "DATABASE_URL": f"postgres://{SLUG}:secret@127.0.0.1:{port}/{SLUG}",
         "CI": "true" if ci else "",
     }
     started = time.monotonic()
     result = subprocess.run(
-        [str(python), *args],
+        command,
         cwd=project,
         env=environment,
         capture_output=True,
@@ -61,7 +79,7 @@ def named(port: int) -> str:
 
 
 def test_migrate_without_a_server_says_which_in_one_line_within_5_s(python, project, closed_port):
-    result, seconds = run(python, project, closed_port, "manage.py", "migrate")
+    result, seconds = run(project, closed_port, [python, "manage.py", "migrate"])
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert seconds < 5, output
@@ -73,9 +91,10 @@ def test_migrate_without_a_server_says_which_in_one_line_within_5_s(python, proj
 
 
 def test_pytest_without_a_server_skips_the_database_tests_with_one_line(
-    python, project, closed_port
+    python, project, closed_port, tmp_path, earlier_runs
 ):
-    result, _ = run(python, project, closed_port, "-m", "pytest", "-q", "-p", "no:cacheprovider")
+    temproot = earlier_runs[0].parent.parent
+    result, _ = run(project, closed_port, baked_pytest(python, tmp_path, "-q"), temproot=temproot)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     lines = output.strip().splitlines()
@@ -83,12 +102,11 @@ def test_pytest_without_a_server_skips_the_database_tests_with_one_line(
     assert len(lines) < 30, output[-5000:]
     assert f"Database tests skipped: {named(closed_port)}" in output
     assert re.fullmatch(r"\d+ passed, \d+ skipped in .*", lines[-1]), lines[-1]
+    assert all((run / "kept").exists() for run in earlier_runs)
 
 
-def test_pytest_without_a_server_fails_at_once_under_ci(python, project, closed_port):
-    result, _ = run(
-        python, project, closed_port, "-m", "pytest", "-q", "-p", "no:cacheprovider", ci=True
-    )
+def test_pytest_without_a_server_fails_at_once_under_ci(python, project, closed_port, tmp_path):
+    result, _ = run(project, closed_port, baked_pytest(python, tmp_path, "-q"), ci=True)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output[-5000:]
     assert len(output.strip().splitlines()) <= 3, output[-5000:]

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from bakery import BAKED_TEST_ENV, bake, run
+from bakery import BAKED_TEST_ENV, bake, baked_pytest, run
 
 RUNNER = Path(__file__).parent / "django_suite" / "run.py"
 # Django's test modules that reach the handler and the middleware.
@@ -110,7 +110,7 @@ def test_the_defaults_pass_on_django_s_own_classes_too(tmp_path, environments):
     project = bake(tmp_path)
     python = environments.python_for(project)
     result = run(
-        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:anyio", "-rs"],
+        baked_pytest(python, tmp_path, "-q", "-p", "no:anyio", "-rs"),
         cwd=project,
         env={**BAKED_TEST_ENV, "DJANGO_STOCK_CLASSES": "true"},
     )

@@ -10,7 +10,7 @@ guide says, fails here.
 import re
 import shutil
 
-from bakery import BAKED_TEST_ENV, bake, check_lint, run
+from bakery import BAKED_TEST_ENV, bake, baked_pytest, check_lint, run
 from matrix import TEMPLATE_DIR, defaults
 
 EXAMPLES = TEMPLATE_DIR / "docs" / "examples"
@@ -30,7 +30,7 @@ def test_guide_examples_pass_in_the_default_project(tmp_path, environments):
     python = environments.python_for(project)
     check_lint(python, project, "guide_examples")
     result = run(
-        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "guide_examples"],
+        baked_pytest(python, tmp_path, "-q", "guide_examples"),
         cwd=project,
         env=BAKED_TEST_ENV,
     )

@@ -10,7 +10,7 @@ import hashlib
 import os
 
 import pytest
-from bakery import BAKED_TEST_ENV, bake, check_lint, leftovers, run, tree_digest
+from bakery import BAKED_TEST_ENV, bake, baked_pytest, check_lint, leftovers, run, tree_digest
 from matrix import answers_for, cases
 
 from local_extensions import uses_redis
@@ -95,11 +95,9 @@ def test_combination(answers, version, tmp_path, phase, environments, claims, re
 
     # anyio's pytest plugin (anyio comes with httpx and uvicorn) serves no baked test;
     # not loading it saves 0.3 s of start-up per tree.
-    pytest_args = ["-q", "-p", "no:cacheprovider", "-p", "no:anyio"]
-    # Its own temporary root: no run prunes another's numbered /tmp/pytest-of-<user> dirs.
-    pytest_args.append(f"--basetemp={tmp_path / 'pytest'}")
+    pytest_args = ["-q", "-p", "no:anyio"]
     if junit := request.config.getoption("baked_junit"):
         pytest_args.append(f"--junitxml={junit.resolve() / name}.xml")
     with phase("test"):
-        run([python, "-m", "pytest", *pytest_args], cwd=project, env=env)
+        run(baked_pytest(python, tmp_path, *pytest_args), cwd=project, env=env)
     environments.keep_bytecode(python)

@@ -17,7 +17,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from bakery import BAKED_TEST_ENV, IGNORED_DIRS, check_lint, copy_template, leftovers, run
+from bakery import (
+    BAKED_TEST_ENV,
+    IGNORED_DIRS,
+    baked_pytest,
+    check_lint,
+    copy_template,
+    leftovers,
+    run,
+)
 
 TEMPLATE_NAME = "async-django-template"
 SLUG = "my_service"
@@ -219,7 +227,7 @@ def test_cruft_bake_updates_and_links(tmp_path, tools, environments):
     python = environments.python_for(project)
     check_lint(python, project)
     result = run(
-        [python, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider"],
+        baked_pytest(python, tmp_path, "-q", "-rA"),
         cwd=project,
         env=BAKED_TEST_ENV,
     )
