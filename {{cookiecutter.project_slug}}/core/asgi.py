@@ -59,7 +59,7 @@ from django.core.handlers import asgi
 from django.core.handlers.base import reset_urlconf
 from django.db import close_old_connections, connections, reset_queries
 from django.db.backends.signals import connection_created
-from django.dispatch import Signal, receiver
+from django.dispatch import Signal
 from django.urls import set_script_prefix
 
 from core.charset import charset_refusal
@@ -146,6 +146,9 @@ class SyncThreads(Executor):
         self.workers: list[threading.Thread] = []
         self.stopping = False
         self.recheck_armed = False
+        # Queries are timed only in a process that shares threads: with a
+        # thread per request nothing reads the timer.
+        connection_created.connect(watch_queries, dispatch_uid=WATCH_QUERIES)
 
     def submit(self, fn, /, *args, **kwargs):
         future: Future = Future()
@@ -289,8 +292,11 @@ def time_queries(execute, sql, params, many, context):
         threads.querying_since[index] = None
 
 
-@receiver(connection_created, dispatch_uid="core.asgi.time_queries")
+WATCH_QUERIES = "core.asgi.watch_queries"
+
+
 def watch_queries(sender, connection, **kwargs) -> None:
+    """A connection_created receiver, connected by the first SyncThreads: time its queries."""
     if time_queries not in connection.execute_wrappers:
         connection.execute_wrappers.append(time_queries)
 

@@ -3,13 +3,16 @@
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db import connections
+from django.db.backends.signals import connection_created
 
+from core import asgi
 from core.asgi import SyncThreads
 
 
@@ -160,6 +163,23 @@ def test_a_negative_number_of_threads_fails_the_system_check(settings):
     settings.REQUEST_THREADS = -1
     with pytest.raises(SystemCheckError, match=r"core\.E004"):
         call_command("check")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queries_are_timed_only_once_threads_are_shared():
+    def wrappers():
+        with ThreadPoolExecutor(1) as thread:  # a new thread: a new connection
+            connection = thread.submit(lambda: connections["default"]).result()
+            thread.submit(connection.ensure_connection).result()
+            thread.submit(connection.close).result()
+        return connection.execute_wrappers
+
+    # As in a process that has not built a SyncThreads (REQUEST_THREADS=0).
+    connection_created.disconnect(dispatch_uid=asgi.WATCH_QUERIES)
+    assert asgi.time_queries not in wrappers()
+    threads = SyncThreads(1)
+    assert wrappers() == [asgi.time_queries]
+    threads.shutdown()
 
 
 @pytest.mark.django_db(transaction=True)
