@@ -45,6 +45,7 @@ from bench import ENV, replace_section, serve, stop
 from bench.http import Load, median_load, prepare, wrk
 
 CONCURRENCY = (1, 10, 100)
+DATABASES = "sqlite,postgresql,hop"
 HEADING = "## The async database path"
 SLOW_QUERY_SECONDS = 0.2
 HOP_DELAY = 0.0005  # seconds, each way: 1 ms added per round trip
@@ -219,7 +220,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--databases", default="sqlite,postgresql,hop")
+    parser.add_argument("--databases", default=DATABASES)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -255,6 +256,8 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     print("\n".join(lines))
     command = f"uv run python -m bench.orm --seconds {args.seconds:g} --rounds {args.rounds}"
+    if args.databases != DATABASES:
+        command += f" --databases {args.databases}"
     replace_section(
         HEADING,
         [

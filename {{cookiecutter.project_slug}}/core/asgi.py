@@ -280,11 +280,8 @@ _worker = threading.local()
 
 
 def time_queries(execute, sql, params, many, context):
-    """A database execute wrapper: on a SyncThreads thread, when its query started."""
-    slot = getattr(_worker, "slot", None)
-    if slot is None:
-        return execute(sql, params, many, context)
-    threads, index = slot
+    """A database execute wrapper on a SyncThreads thread's connections: when its query started."""
+    threads, index = _worker.slot
     threads.querying_since[index] = time.monotonic()
     try:
         return execute(sql, params, many, context)
@@ -296,9 +293,23 @@ WATCH_QUERIES = "core.asgi.watch_queries"
 
 
 def watch_queries(sender, connection, **kwargs) -> None:
-    """A connection_created receiver, connected by the first SyncThreads: time its queries."""
-    if time_queries not in connection.execute_wrappers:
-        connection.execute_wrappers.append(time_queries)
+    """A connection_created receiver, connected by the first SyncThreads, for its threads.
+
+    Times the connection's queries (time_queries), and keeps a SQLite
+    connection open from one request to the next, as CONN_MAX_AGE = None
+    would: opening one costs a fifth of a SQLite read (docs/benchmarks.md).
+    That is safe here, not with a thread per request: these threads are few
+    and reused, and each closes its connections when it goes idle (a spare)
+    or ends. request_finished still closes a connection left unusable or in
+    a transaction (close_if_unusable_or_obsolete). A PostgreSQL connection
+    goes back to Django's pool at the end of each request, as before.
+    """
+    if getattr(_worker, "slot", None) is None:
+        return
+    connection.execute_wrappers.append(time_queries)
+    if connection.vendor == "sqlite":
+        # Set by connect() from CONN_MAX_AGE just before this signal (core/internals.py).
+        connection.close_at = None
 
 
 class SharedPool:

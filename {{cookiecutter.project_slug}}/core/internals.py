@@ -1,12 +1,12 @@
 """The Django internals this project's handler, middleware and checks are written against.
 
 core/asgi.py re-implements Django's ASGIHandler (its __call__, handle and
-send_response) and reads Signal._live_receivers; core/middleware.py runs the
-hooks of Django's stock middleware on the event loop because, in the source
-it was read against, they do no I/O, and replaces MiddlewareMixin's
-__acall__; core/auth.py sets the attribute Django's `request.auser` caches
-its user in; core/checks.py replaces private helpers of Django's security
-checks. Each is right for the Django source it was checked against, and
+send_response), reads Signal._live_receivers and sets a connection's
+close_at; core/middleware.py runs the hooks of Django's stock middleware on
+the event loop because, in the source it was read against, they do no I/O,
+and replaces MiddlewareMixin's __acall__; core/auth.py sets the attribute
+Django's `request.auser` caches its user in; core/checks.py replaces private
+helpers of Django's security checks. Each is right for the Django source it was checked against, and
 nothing else would say when an upgrade changes that source.
 
 READ_AGAINST maps each object to what to re-read in this project when it
@@ -80,6 +80,15 @@ READ_AGAINST: dict[str, Dependency] = {
     ),
     "django.contrib.messages.middleware.MessageMiddleware": Dependency(
         STOCK_MIDDLEWARE + " but storing messages (response_needs_io)", ("56fd12d7be07e57f",)
+    ),
+    "django.db.backends.base.base.BaseDatabaseWrapper.connect": Dependency(
+        "core/asgi.py: watch_queries() sets close_at, which this sets from CONN_MAX_AGE "
+        "before it sends connection_created",
+        ("d2b7be18061c36b7",),
+    ),
+    "django.db.backends.base.base.BaseDatabaseWrapper.close_if_unusable_or_obsolete": Dependency(
+        "core/asgi.py: watch_queries() keeps a connection open with close_at None, read here",
+        ("b9472cdc66703666",),
     ),
     "django.core.checks.security.base._security_middleware": Dependency(
         SECURITY_CHECK, ("aff6e5b28e724b40",)

@@ -18,7 +18,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
 from django.http import JsonResponse, StreamingHttpResponse
 from django.test import override_settings
 from django.urls import include, path
@@ -259,6 +261,30 @@ async def test_a_cancelled_request_closes_the_connection_its_thread_opened():
     (thread,) = handler.threads.idle
     await asyncio.wrap_future(thread.submit(lambda: None))
     assert opened[0].connection is None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("core.tests.urls")
+async def test_shared_threads_keep_a_sqlite_connection_from_one_request_to_the_next(settings):
+    settings.REQUEST_THREADS = 8
+    handler = ASGIHandler()
+    created = []
+
+    def record(connection, **kwargs):
+        created.append(connection)
+
+    connection_created.connect(record)
+    try:
+        for _ in range(3):
+            assert (await asgi_request(handler, path="/tests/count-users/")).status == 200
+    finally:
+        connection_created.disconnect(record)
+    if connections["default"].vendor == "sqlite":
+        assert len(created) == 1
+    else:  # from Django's pool and back for each request
+        assert len(created) == 3
+    await asyncio.to_thread(handler.threads.executor.shutdown)
+    assert all(connection.connection is None for connection in created)
 
 
 # The request-body cap (core/limits.py) and HEAD.

@@ -3,13 +3,14 @@
 import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-from django.db import connections
+from django.db import close_old_connections, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
 from core import asgi
@@ -165,21 +166,56 @@ def test_a_negative_number_of_threads_fails_the_system_check(settings):
         call_command("check")
 
 
-@pytest.mark.django_db(transaction=True)
-def test_queries_are_timed_only_once_threads_are_shared():
-    def wrappers():
-        with ThreadPoolExecutor(1) as thread:  # a new thread: a new connection
-            connection = thread.submit(lambda: connections["default"]).result()
-            thread.submit(connection.ensure_connection).result()
-            thread.submit(connection.close).result()
-        return connection.execute_wrappers
+def new_connection(executor: Executor) -> BaseDatabaseWrapper:
+    """A connection opened and closed on `executor`'s thread, its first."""
 
+    def connect():
+        connection = connections["default"]
+        connection.ensure_connection()
+        connection.close()
+        return connection
+
+    return executor.submit(connect).result(timeout=5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_the_shared_threads_time_their_queries():
     # As in a process that has not built a SyncThreads (REQUEST_THREADS=0).
     connection_created.disconnect(dispatch_uid=asgi.WATCH_QUERIES)
-    assert asgi.time_queries not in wrappers()
     threads = SyncThreads(1)
-    assert wrappers() == [asgi.time_queries]
-    threads.shutdown()
+    try:
+        assert new_connection(threads).execute_wrappers == [asgi.time_queries]
+        with ThreadPoolExecutor(1) as other:
+            assert new_connection(other).execute_wrappers == []
+    finally:
+        threads.shutdown()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_shared_thread_keeps_a_sqlite_connection_from_one_request_to_the_next():
+    threads = SyncThreads(1)
+
+    def request(left_in_a_transaction=False):
+        """A request's query, then request_finished's housekeeping; the connection after it."""
+        connection = connections["default"]
+        get_user_model().objects.count()
+        if left_in_a_transaction:
+            connection.set_autocommit(False)
+        close_old_connections()
+        return connection.connection
+
+    try:
+        first, second = (threads.submit(request).result(timeout=5) for _ in range(2))
+        if connections["default"].vendor == "sqlite":
+            assert first is not None
+            assert second is first
+        else:  # back in Django's pool after each request
+            assert first is None
+            assert second is None
+        # Whatever the database, one not back in autocommit is not kept.
+        assert threads.submit(request, left_in_a_transaction=True).result(timeout=5) is None
+    finally:
+        threads.shutdown()
 
 
 @pytest.mark.django_db(transaction=True)
