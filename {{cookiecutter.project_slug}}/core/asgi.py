@@ -306,7 +306,9 @@ def watch_queries(sender, connection, **kwargs) -> None:
     """
     if getattr(_worker, "slot", None) is None:
         return
-    connection.execute_wrappers.append(time_queries)
+    # Once: the signal comes again each time the wrapper connects (from the pool, say).
+    if time_queries not in connection.execute_wrappers:
+        connection.execute_wrappers.append(time_queries)
     if connection.vendor == "sqlite":
         # Set by connect() from CONN_MAX_AGE just before this signal (core/internals.py).
         connection.close_at = None

@@ -167,7 +167,7 @@ def test_a_negative_number_of_threads_fails_the_system_check(settings):
 
 
 def new_connection(executor: Executor) -> BaseDatabaseWrapper:
-    """A connection opened and closed on `executor`'s thread, its first."""
+    """The connection of `executor`'s thread, after it has opened and closed it."""
 
     def connect():
         connection = connections["default"]
@@ -184,6 +184,8 @@ def test_only_the_shared_threads_time_their_queries():
     connection_created.disconnect(dispatch_uid=asgi.WATCH_QUERIES)
     threads = SyncThreads(1)
     try:
+        assert new_connection(threads).execute_wrappers == [asgi.time_queries]
+        # Connected again, as for each request: still timed once.
         assert new_connection(threads).execute_wrappers == [asgi.time_queries]
         with ThreadPoolExecutor(1) as other:
             assert new_connection(other).execute_wrappers == []
