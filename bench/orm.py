@@ -263,13 +263,15 @@ def main() -> None:
         [
             HEADING,
             "",
-            f"Written by `{command}` on {datetime.date.today()} ({CORES} cores; wrk and the "
-            "database on the same cores). Server CPU per request (us/req) is read from /proc; "
-            "xCPU is its ratio to the first row's (gunicorn). See "
+            f"Written by `{command}` on {datetime.date.today()} ({CORES} cores; wrk, the "
+            "delaying proxy and PostgreSQL on the same cores). Server CPU per request (us/req) "
+            "is read from /proc; xCPU is its ratio to gunicorn's sync worker (one worker) or to "
+            f'its {2 * CORES + 1} sync workers (N workers). "A thread per request" is '
+            '`REQUEST_THREADS=0`, the default; "shared threads" is `REQUEST_THREADS=8`. See '
             "[the async guide](async-guide.md#request-threads).",
             "",
             "```text",
-            *lines,
+            *"\n".join(lines).lstrip("\n").splitlines(),
             "```",
             "",
         ],
