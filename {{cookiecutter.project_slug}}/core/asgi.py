@@ -117,9 +117,11 @@ class SyncThreads(Executor):
 
     A request's calls run one after another, but not always on one thread:
     state that must last across calls (a transaction) belongs inside one call,
-    as Django's async ORM already requires. A spare thread closes its database
-    connections when it runs out of calls; the first thread's are closed by
-    the request_finished receivers, as with a thread per request.
+    as Django's async ORM already requires. Each request's request_finished
+    receivers close the connections of the thread they run on, as with a
+    thread per request. A thread that has had no call for `idle_close`
+    seconds closes its own as well: a request's cleanup that ran on another
+    thread than its queries leaves none open for longer.
     """
 
     def __init__(
@@ -127,7 +129,7 @@ class SyncThreads(Executor):
         size: int,
         spill_after: float | None = None,
         query_spill: float = 0.001,
-        spare_idle: float = 1.0,
+        idle_close: float = 1.0,
     ):
         self.size = size
         # Two GIL switch intervals (5 ms each by default): a call that has run for
@@ -136,7 +138,7 @@ class SyncThreads(Executor):
         # A query holds no GIL while it waits on the database: a thread that has
         # waited this long is blocked, whatever the loop is doing.
         self.query_spill = query_spill
-        self.spare_idle = spare_idle
+        self.idle_close = idle_close
         self.querying_since: list[float | None] = []  # per started thread: its query's start
         self.lock = threading.Lock()
         self.calls: collections.deque = collections.deque()
@@ -230,7 +232,7 @@ class SyncThreads(Executor):
 
     def run_calls(self, index: int) -> None:
         """Take calls until shut down (with `index`'s place in the order)."""
-        holding = False  # a spare thread's connections, perhaps open
+        holding = False  # connections perhaps open since the last call
         while True:
             woken = True
             with self.lock:
@@ -238,10 +240,10 @@ class SyncThreads(Executor):
                     if self.stopping:
                         return
                     self.idle[index] = True
-                    woken = self.wakeups[index].wait(self.spare_idle if holding else None)
+                    woken = self.wakeups[index].wait(self.idle_close if holding else None)
                     self.idle[index] = False
                     if not woken:
-                        break  # idle for spare_idle seconds
+                        break  # idle for idle_close seconds
                 else:
                     future, fn, args, kwargs = self.calls.popleft()
                     self.busy_since[index] = time.monotonic()
@@ -260,7 +262,7 @@ class SyncThreads(Executor):
                 del future, fn, args, kwargs
             with self.lock:
                 self.busy_since[index] = None
-            holding = index > 0
+            holding = True
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         """Refuse new calls; the threads end once the calls queued have run."""
@@ -299,8 +301,8 @@ def watch_queries(sender, connection, **kwargs) -> None:
     connection open from one request to the next, as CONN_MAX_AGE = None
     would: opening one costs a fifth of a SQLite read (docs/benchmarks.md).
     That is safe here, not with a thread per request: these threads are few
-    and reused, and each closes its connections when it goes idle (a spare)
-    or ends. request_finished still closes a connection left unusable or in
+    and reused, and each closes its connections once idle for a second or
+    when it ends. request_finished still closes a connection left unusable or in
     a transaction (close_if_unusable_or_obsolete). A PostgreSQL connection
     goes back to Django's pool at the end of each request, as before.
     """

@@ -109,8 +109,21 @@ async def test_no_more_than_size_threads_run_at_once():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_first_thread_too_closes_its_connections_once_idle():
+    """Whatever a request's cleanup closed elsewhere, an idle thread holds no connection."""
+    threads = SyncThreads(1, idle_close=0.05)
+    try:
+        wrapper = threads.submit(
+            lambda: (get_user_model().objects.count(), connections["default"])[1]
+        ).result(timeout=5)
+        assert eventually(lambda: wrapper.connection is None)
+    finally:
+        threads.shutdown()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_a_spare_thread_closes_its_connections_once_idle():
-    threads = SyncThreads(2, spill_after=0.01, spare_idle=0.05)
+    threads = SyncThreads(2, spill_after=0.01, idle_close=0.05)
     release = threading.Event()
     held = run_on(threads, release.wait, 5)
 
