@@ -6,8 +6,9 @@ close_at; core/middleware.py runs the hooks of Django's stock middleware on
 the event loop because, in the source it was read against, they do no I/O,
 and replaces MiddlewareMixin's __acall__; core/auth.py sets the attribute
 Django's `request.auser` caches its user in; core/checks.py replaces private
-helpers of Django's security checks. Each is right for the Django source it was checked against, and
-nothing else would say when an upgrade changes that source.
+helpers of Django's security checks. Each is right for the Django source it
+was checked against, and nothing else would say when an upgrade changes that
+source.
 
 READ_AGAINST maps each object to what to re-read in this project when it
 changes, and to the SHA-256 digests of the `inspect.getsource()` of the
