@@ -32,6 +32,7 @@ import signal
 import socket
 from datetime import timedelta
 from inspect import iscoroutinefunction
+from traceback import format_exception
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -60,12 +61,11 @@ class WorkerLost(Exception):
 
 def _requeue(db_result: DBTaskResult, run_after=None, error: BaseException | None = None) -> None:
     """Put a claimed task back in the queue, keeping its id and its attempts."""
-    from traceback import format_exception
-
     db_result.status = TaskResultStatus.READY
     db_result.run_after = run_after or get_date_max()
     fields = ["status", "run_after"]
-    if error is not None:  # why it is being retried, shown by GET /tasks/<id>/
+    # Why it is being retried (GET /tasks/<id>/ shows it), recorded as set_failed records it.
+    if error is not None:
         db_result.exception_class_path = f"{type(error).__module__}.{type(error).__qualname__}"
         db_result.traceback = "".join(format_exception(error))
         fields += ["exception_class_path", "traceback"]
