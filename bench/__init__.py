@@ -83,11 +83,11 @@ def serve(
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU (user + system, all threads) of process `pid` and its descendants, in
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU (all threads) of process `pid` and its descendants, in
     seconds, read from /proc: `utime` and `stime` of /proc/<pid>/stat (proc(5))."""
     children: dict[int, list[int]] = {}
-    times: dict[int, float] = {}
+    times: dict[int, tuple[float, float]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -95,13 +95,20 @@ def cpu_seconds(pid: int) -> float:
             continue
         child = int(stat.parent.name)
         children.setdefault(int(fields[1]), []).append(child)  # field 4: ppid
-        times[child] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14, 15
-    total, todo = 0.0, [pid]
+        times[child] = (int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS)  # 14, 15
+    user = system = 0.0
+    todo = [pid]
     while todo:
         current = todo.pop()
-        total += times.get(current, 0.0)
+        its_user, its_system = times.get(current, (0.0, 0.0))
+        user, system = user + its_user, system + its_system
         todo.extend(children.get(current, ()))
-    return total
+    return user, system
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU (user + system) of process `pid` and its descendants, in seconds (cpu_times)."""
+    return sum(cpu_times(pid))
 
 
 def stop(server: subprocess.Popen) -> str:

@@ -18,11 +18,15 @@ Server CPU per request is the server's processes' user + system time read
 from /proc before and after each load, divided by the requests wrk counted:
 steadier than requests per second on a shared machine. Each server is
 measured once per round, the rounds one after another; figures are medians.
-A last table loads the article at c=10 while one slow query at a time
-(200 ms) runs beside it: the article's p99 shows whether a slow request
-holds others up.
+On PostgreSQL, with py-spy (the bench group installs it), the async view
+on shared threads and gunicorn are profiled at c=1 and c=10: each one's
+CPU per request split by layer (bench/gil.py), side by side. A last table
+loads the article at c=10 while one slow query at a time (200 ms) runs
+beside it: the article's p99 shows whether a slow request holds others up.
+docs/img/orm.png plots the ratios to gunicorn at one worker.
 
-    uv run python -m bench.orm [--seconds 5] [--rounds 2] [--databases sqlite,postgresql,hop]
+    uv run --group bench python -m bench.orm [--seconds 5] [--rounds 2]
+        [--databases sqlite,postgresql,hop] [--py-spy PATH]
 """
 
 import argparse
@@ -39,9 +43,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
 from servers import free_port, postgres_server, wait_for_port
 
-from bench import ENV, replace_section, serve, stop
+from bench import ENV, cpu_times, gil, replace_section, serve, stop
 from bench.http import Load, median_load, prepare, wrk
 
 CONCURRENCY = (1, 10, 100)
@@ -49,6 +57,12 @@ DATABASES = "sqlite,postgresql,hop"
 HEADING = "## The async database path"
 SLOW_QUERY_SECONDS = 0.2
 HOP_DELAY = 0.0005  # seconds, each way: 1 ms added per round trip
+PLOT = Path(__file__).resolve().parent.parent / "docs/img/orm.png"
+TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "hop": "PostgreSQL 1 ms away"}
+# The targets, as ratios to gunicorn's sync worker: CPU per request at each of
+# CONCURRENCY; requests per second at c=10 and c=100 (more than gunicorn's a hop away).
+CPU_GOAL = (1.1, 1.15, 1.15)
+RPS_GOAL = {"sqlite": 0.9, "postgresql": 0.9, "hop": 1.0}
 
 
 @dataclass
@@ -80,6 +94,7 @@ ONE_WORKER = [
     ),
     Server("async view, uvicorn, shared threads", "uvicorn", "async", {"REQUEST_THREADS": "8"}),
 ]
+PROFILED = [GUNICORN_SYNC, ONE_WORKER[4]]  # the async view on shared threads against sync
 CORES = os.cpu_count() or 1
 N_WORKERS = [
     Server(
@@ -146,6 +161,84 @@ def delaying_proxy(target_port: int):
         process.wait(timeout=10)
 
 
+def worker_pid(server: Server, pid: int) -> int:
+    """The process that serves requests: uvicorn's (one worker), or gunicorn's worker."""
+    if server.command == "uvicorn":
+        return pid
+    return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
+
+
+@dataclass
+class Where:
+    """One server's CPU per request (microseconds) and how its user time splits."""
+
+    user_us: float
+    system_us: float
+    profile: gil.Profile
+
+    def user_part_us(self, samples: int) -> float:
+        return self.user_us * self.profile.share(samples)
+
+
+def measure_where(project, article, database_env, servers, concurrency, seconds, py_spy):
+    """Each server under load while py-spy samples it: a Where per (server, concurrency)."""
+    results = {}
+    for server in servers:
+        with served(project, server, database_env) as (port, pid):
+            path = f"/bench/{server.view}/{article}/"
+            wrk(port, path, 10, 1, pid)
+            for connections in concurrency:
+                user, system = cpu_times(pid)
+                with gil.sampling(py_spy, worker_pid(server, pid), seconds + 1) as profile:
+                    load = wrk(port, path, connections, seconds)
+                used_user, used_system = (
+                    after - before
+                    for after, before in zip(cpu_times(pid), (user, system), strict=True)
+                )
+                requests = load.rps * seconds
+                results[server.name, connections] = Where(
+                    used_user / requests * 1e6, used_system / requests * 1e6, profile
+                )
+                print(f"  profiled {server.name:<42} c={connections}")
+    return results
+
+
+def where_table(database: str, results: dict, servers, concurrency) -> list[str]:
+    """CPU per request by layer, each server side by side at each concurrency."""
+    names = [server.name for server in servers]
+    lines = [
+        f"\n{database}: where each request's CPU goes, us (user time split by the layers' "
+        "shares of py-spy's GIL samples)",
+        f"{'':<52}" + "".join(f"{'c=' + str(c):>24}" for c in concurrency),
+        f"{'':<52}" + f"{'gunicorn   async   diff':>24}" * len(concurrency),
+    ]
+
+    def row(label, figure):
+        cells = ""
+        for c in concurrency:
+            base, other = (figure(results[name, c]) for name in names)
+            cells += f"{base:>10.0f}{other:>8.0f}{other - base:>+6.0f}"
+        lines.append(f"{label:<52}{cells}")
+
+    row("all CPU", lambda where: where.user_us + where.system_us)
+    row("system (the kernel: sockets, thread wake-ups)", lambda where: where.system_us)
+    row("user", lambda where: where.user_us)
+    row(
+        "  on the main thread (uvicorn's event loop)",
+        lambda w: w.user_part_us(w.profile.by_thread[gil.MAIN]),
+    )
+    row(
+        "  on other threads (uvicorn's request threads)",
+        lambda w: w.user_part_us(w.profile.by_thread[gil.OTHERS]),
+    )
+    for layer in [name for name, _ in gil.LAYERS] + [gil.NO_FRAME, gil.OTHER]:
+        row(
+            f"  {layer}",
+            lambda where, layer=layer: where.user_part_us(where.profile.by_layer[layer]),
+        )
+    return lines
+
+
 def slow_requests(port: int, path: str, stop_event: threading.Event) -> None:
     """One slow request at a time until told to stop."""
     while not stop_event.is_set():
@@ -205,6 +298,39 @@ def table(title: str, results: dict, servers, concurrency, base=GUNICORN_SYNC) -
     return lines
 
 
+def plot(results: dict[str, dict]) -> None:
+    """`results` (database -> (server name, concurrency) -> Load) drawn to PLOT: CPU per
+    request and requests per second of each uvicorn row as ratios to gunicorn's."""
+    figure, axes = plt.subplots(
+        2, len(results), figsize=(4 * len(results), 7), sharex=True, sharey="row", squeeze=False
+    )
+    for column, (database, loads) in enumerate(results.items()):
+        cpu, rps = axes[0][column], axes[1][column]
+        for server in ONE_WORKER[1:]:
+            style = ("o" if server.view == "async" else "s") + (
+                "-" if server.env.get("REQUEST_THREADS") != "0" else "--"
+            )
+            for panel, figure_of in ((cpu, "cpu_us"), (rps, "rps")):
+                base = [getattr(loads[GUNICORN_SYNC.name, c], figure_of) for c in CONCURRENCY]
+                ours = [getattr(loads[server.name, c], figure_of) for c in CONCURRENCY]
+                ratios = [mine / theirs for mine, theirs in zip(ours, base, strict=True)]
+                panel.plot(CONCURRENCY, ratios, style, label=server.name.replace(", uvicorn", ""))
+        cpu.plot(CONCURRENCY, CPU_GOAL, "g:", label="goal")
+        rps.plot(CONCURRENCY[1:], [RPS_GOAL[database]] * 2, "g:", label="goal")
+        cpu.set_title(TITLES[database])
+        rps.set(xscale="log", xlabel="concurrent connections")
+        rps.set_xticks(CONCURRENCY, [str(c) for c in CONCURRENCY])
+    for row in axes:  # shared by the row, once every line is drawn
+        row[0].set_ylim(bottom=0)
+    axes[0][0].set_ylabel("CPU per request, x gunicorn's\n(lower is better)")
+    axes[1][0].set_ylabel("requests per second, x gunicorn's\n(higher is better)")
+    axes[0][0].legend(fontsize="small")
+    figure.suptitle("The async ORM read against gunicorn's sync worker, one worker each")
+    figure.tight_layout()
+    figure.savefig(PLOT, dpi=110)
+    plt.close(figure)
+
+
 def slow_table(database: str, results: dict[str, Load]) -> list[str]:
     seconds = SLOW_QUERY_SECONDS * 1000
     lines = [f"\n{database}: the article at c=10, one {seconds:.0f} ms query at a time beside it"]
@@ -221,12 +347,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--databases", default=DATABASES)
+    parser.add_argument(
+        "--py-spy",
+        default=shutil.which("py-spy"),
+        help="where py-spy is; without it, no profile (default: on PATH)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
     databases = args.databases.split(",")
     workdir = Path(tempfile.mkdtemp(prefix="bench-orm-"))
     lines = []
+    plotted = {}
     try:
         with contextlib.ExitStack() as stack:
             for database in databases:
@@ -243,6 +375,7 @@ def main() -> None:
                     project, article, env, ONE_WORKER, CONCURRENCY, args.seconds, args.rounds
                 )
                 lines += table(f"\n{database}: one worker each", one, ONE_WORKER, CONCURRENCY)
+                plotted[database] = one
                 if database == "hop":
                     many = measure_database(
                         project, article, env, N_WORKERS, (10, 100), args.seconds, args.rounds
@@ -250,12 +383,23 @@ def main() -> None:
                     lines += table(
                         f"\n{database}: N workers", many, N_WORKERS, (10, 100), base=N_WORKERS[2]
                     )
+                if database == "postgresql" and args.py_spy:
+                    try:
+                        where = measure_where(
+                            project, article, env, PROFILED, (1, 10), args.seconds, args.py_spy
+                        )
+                    except RuntimeError as error:  # not allowed to trace, say
+                        lines.append(f"\n{database}: no profile: {error}")
+                    else:
+                        lines += where_table(database, where, PROFILED, (1, 10))
                 slow = measure_slow(project, article, env, ONE_WORKER, args.seconds)
                 lines += slow_table(database, slow)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print("\n".join(lines))
-    command = f"uv run python -m bench.orm --seconds {args.seconds:g} --rounds {args.rounds}"
+    plot(plotted)
+    command = "uv run --group bench python -m bench.orm"
+    command += f" --seconds {args.seconds:g} --rounds {args.rounds}"
     if args.databases != DATABASES:
         command += f" --databases {args.databases}"
     replace_section(
@@ -273,6 +417,8 @@ def main() -> None:
             "```text",
             *"\n".join(lines).lstrip("\n").splitlines(),
             "```",
+            "",
+            f"![orm](img/{PLOT.name})",
             "",
         ],
     )
