@@ -106,11 +106,6 @@ def cpu_times(pid: int) -> tuple[float, float]:
     return user, system
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU (user + system) of process `pid` and its descendants, in seconds (cpu_times)."""
-    return sum(cpu_times(pid))
-
-
 def stop(server: subprocess.Popen) -> str:
     """SIGTERM the server's process group, SIGKILL after SHUTDOWN_TIMEOUT; say how it ended."""
     started = time.monotonic()

@@ -40,7 +40,7 @@ from pathlib import Path
 from bakery import bake, run
 from servers import wait_for_port
 
-from bench import ENV, cpu_seconds, serve, stop
+from bench import ENV, cpu_times, serve, stop
 
 GUNICORN = "gunicorn~=23.0"
 
@@ -189,6 +189,7 @@ class Load:
     p50_ms: float
     p99_ms: float
     cpu_us: float = math.nan  # server CPU per request, microseconds, when measured
+    system_us: float = math.nan  # the part of it spent in the kernel
 
 
 @dataclass
@@ -254,7 +255,7 @@ def wrk(port: int, path: str, connections: int, seconds: float, pid: int | None 
     """Load 127.0.0.1:`port``path` with wrk; with the server's `pid`, its CPU per request
     too (that process's and its children's, from /proc)."""
     threads = min(2, connections)
-    before = cpu_seconds(pid) if pid else 0.0
+    before = cpu_times(pid) if pid else (0.0, 0.0)
     result = run(
         [
             "wrk",
@@ -267,7 +268,11 @@ def wrk(port: int, path: str, connections: int, seconds: float, pid: int | None 
         cwd=Path.cwd(),
         timeout=seconds + 30,
     )
-    used = cpu_seconds(pid) - before if pid else math.nan
+    if pid:
+        after = cpu_times(pid)
+        user, system = after[0] - before[0], after[1] - before[1]
+    else:
+        user = system = math.nan
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", result.stdout)
     if errors:
         raise RuntimeError(f"{path}: {errors[1]} failed responses\n{result.stdout}")
@@ -281,7 +286,10 @@ def wrk(port: int, path: str, connections: int, seconds: float, pid: int | None 
     if set(latency) != {"50", "99"}:
         raise RuntimeError(f"no latency distribution in wrk's output:\n{result.stdout}")
     requests = int(re.search(r"(\d+) requests in", result.stdout)[1])
-    return Load(rps, latency["50"], latency["99"], used / requests * 1e6 if requests else math.nan)
+    per_request = 1e6 / requests if requests else math.nan
+    return Load(
+        rps, latency["50"], latency["99"], (user + system) * per_request, system * per_request
+    )
 
 
 @contextlib.contextmanager

@@ -49,7 +49,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 from servers import free_port, postgres_server, wait_for_port
 
-from bench import ENV, cpu_times, gil, replace_section, serve, stop
+from bench import ENV, gil, replace_section, serve, stop
 from bench.http import Load, median_load, prepare, wrk
 
 CONCURRENCY = (1, 10, 100)
@@ -168,47 +168,28 @@ def worker_pid(server: Server, pid: int) -> int:
     return int(Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0])
 
 
-@dataclass
-class Where:
-    """One server's CPU per request (microseconds) and how its user time splits."""
-
-    user_us: float
-    system_us: float
-    profile: gil.Profile
-
-    def user_part_us(self, samples: int) -> float:
-        return self.user_us * self.profile.share(samples)
-
-
 def measure_where(project, article, database_env, servers, concurrency, seconds, py_spy):
-    """Each server under load while py-spy samples it: a Where per (server, concurrency)."""
-    results = {}
+    """Each server under load while py-spy samples it: a gil.Profile per (server name,
+    concurrency). py-spy slows a server down: its CPU is taken from the unprofiled loads."""
+    profiles = {}
     for server in servers:
         with served(project, server, database_env) as (port, pid):
             path = f"/bench/{server.view}/{article}/"
             wrk(port, path, 10, 1, pid)
             for connections in concurrency:
-                user, system = cpu_times(pid)
                 with gil.sampling(py_spy, worker_pid(server, pid), seconds + 1) as profile:
-                    load = wrk(port, path, connections, seconds)
-                used_user, used_system = (
-                    after - before
-                    for after, before in zip(cpu_times(pid), (user, system), strict=True)
-                )
-                requests = load.rps * seconds
-                results[server.name, connections] = Where(
-                    used_user / requests * 1e6, used_system / requests * 1e6, profile
-                )
+                    wrk(port, path, connections, seconds)
+                profiles[server.name, connections] = profile
                 print(f"  profiled {server.name:<42} c={connections}")
-    return results
+    return profiles
 
 
-def where_table(database: str, results: dict, servers, concurrency) -> list[str]:
-    """CPU per request by layer, each server side by side at each concurrency."""
+def where_table(database: str, loads: dict, profiles: dict, servers, concurrency) -> list[str]:
+    """CPU per request (`loads`) by layer (`profiles`), two servers side by side."""
     names = [server.name for server in servers]
     lines = [
-        f"\n{database}: where each request's CPU goes, us (user time split by the layers' "
-        "shares of py-spy's GIL samples)",
+        f"\n{database}: where each request's CPU goes, us per request (the table's CPU; user "
+        "time split by the shares of py-spy's GIL samples)",
         f"{'':<52}" + "".join(f"{'c=' + str(c):>24}" for c in concurrency),
         f"{'':<52}" + f"{'gunicorn   async   diff':>24}" * len(concurrency),
     ]
@@ -216,26 +197,25 @@ def where_table(database: str, results: dict, servers, concurrency) -> list[str]
     def row(label, figure):
         cells = ""
         for c in concurrency:
-            base, other = (figure(results[name, c]) for name in names)
+            base, other = (figure(loads[name, c], profiles[name, c]) for name in names)
             cells += f"{base:>10.0f}{other:>8.0f}{other - base:>+6.0f}"
         lines.append(f"{label:<52}{cells}")
 
-    row("all CPU", lambda where: where.user_us + where.system_us)
-    row("system (the kernel: sockets, thread wake-ups)", lambda where: where.system_us)
-    row("user", lambda where: where.user_us)
-    row(
-        "  on the main thread (uvicorn's event loop)",
-        lambda w: w.user_part_us(w.profile.by_thread[gil.MAIN]),
-    )
+    def user_part(samples):
+        return lambda load, profile: (
+            (load.cpu_us - load.system_us) * profile.share(samples(profile))
+        )
+
+    row("all CPU", lambda load, profile: load.cpu_us)
+    row("system (the kernel: sockets, thread wake-ups)", lambda load, profile: load.system_us)
+    row("user", lambda load, profile: load.cpu_us - load.system_us)
+    row("  on the main thread (uvicorn's event loop)", user_part(lambda p: p.by_thread[gil.MAIN]))
     row(
         "  on other threads (uvicorn's request threads)",
-        lambda w: w.user_part_us(w.profile.by_thread[gil.OTHERS]),
+        user_part(lambda p: p.by_thread[gil.OTHERS]),
     )
     for layer in [name for name, _ in gil.LAYERS] + [gil.NO_FRAME, gil.OTHER]:
-        row(
-            f"  {layer}",
-            lambda where, layer=layer: where.user_part_us(where.profile.by_layer[layer]),
-        )
+        row(f"  {layer}", user_part(lambda p, layer=layer: p.by_layer[layer]))
     return lines
 
 
@@ -385,13 +365,13 @@ def main() -> None:
                     )
                 if database == "postgresql" and args.py_spy:
                     try:
-                        where = measure_where(
+                        profiles = measure_where(
                             project, article, env, PROFILED, (1, 10), args.seconds, args.py_spy
                         )
                     except RuntimeError as error:  # not allowed to trace, say
                         lines.append(f"\n{database}: no profile: {error}")
                     else:
-                        lines += where_table(database, where, PROFILED, (1, 10))
+                        lines += where_table(database, one, profiles, PROFILED, (1, 10))
                 slow = measure_slow(project, article, env, ONE_WORKER, args.seconds)
                 lines += slow_table(database, slow)
     finally:
