@@ -16,8 +16,8 @@ Runs, one after another on this machine (each section stops what it started):
   1,000 websocket clients: broadcast latency.
 bench.tasks runs on its own (`python -m bench.tasks`, about 7 minutes); the
 page keeps its latest recorded run (bench/results/tasks.json), or the
-section it already has. So does bench.orm (`python -m bench.orm`, about 15
-minutes), which writes its section of the page itself.
+section it already has. So does bench.orm (`python -m bench.orm`, about 20
+minutes at two rounds), which writes its section of the page and its plot itself.
 Prints the tables, writes docs/benchmarks.md (machine, versions, date,
 command) and the plots in docs/img/. Needs wrk and redis-server.
 """
