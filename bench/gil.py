@@ -6,13 +6,14 @@ loop's, each request thread's) and none of the time a thread waits: for the
 GIL, on a socket, on the database. A sample goes to the layer of its
 innermost frame that `LAYERS` recognises, so a layer's share is the time
 spent in its own code and in the unrecognised code it called (the standard
-library, Django's utilities). A sample with no Python frame is C code holding
-the GIL: uvloop's loop, a socket call. py-spy pauses the process for each
+library, Django's utilities). A sample with no Python frame at all is C code
+holding the GIL outside any Python call (rare: uvloop's own C time shows under
+the Python frame that started the loop). py-spy pauses the process for each
 sample (its non-blocking mode fails on about half of them here), so a
 profiled server is slower: use the shares, not the sample counts.
 
-Needs py-spy (`uv tool install py-spy`) and the right to trace the server
-(root, or ptrace allowed).
+Needs py-spy (the bench dependency group installs it) and the right to trace
+the server (root, or ptrace allowed).
 """
 
 import collections
@@ -27,13 +28,14 @@ RATE = 250  # samples per second
 
 # (layer, a pattern on "function (file:line)"), tried in this order on each frame.
 LAYERS = [
-    ("database driver and pool (psycopg)", r"\(psycopg(_pool)?/"),
+    # The pool includes the project's checkout check (core/postgresql/).
+    ("database driver and pool (psycopg)", r"\(psycopg(_pool)?/|\(core/postgresql/"),
     ("ORM and Django's database layer", r"\(django/db/"),
     # asgiref, the request threads, and the futures that carry a call's result back.
     (
         "sync/async plumbing (asgiref, request threads)",
         r"\((asgiref|concurrent/futures)/|\(asyncio/futures\.py"
-        r"|^(Sync|Idle)Threads\.|^time_queries ",
+        r"|^(SyncThreads|IdleThreads|SharedPool|RequestThread)\.|^(time|watch)_queries ",
     ),
     (
         "the view: ninja schema, pydantic, JSON",
