@@ -191,6 +191,11 @@ class Load:
     cpu_us: float = math.nan  # server CPU per request, microseconds, when measured
     system_us: float = math.nan  # the part of it spent in the kernel
 
+    @property
+    def user_us(self) -> float:
+        """The part of cpu_us spent outside the kernel."""
+        return self.cpu_us - self.system_us
+
 
 @dataclass
 class Server:

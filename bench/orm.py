@@ -198,13 +198,11 @@ def where_table(database: str, loads: dict, profiles: dict, servers, concurrency
         lines.append(f"{label:<52}{cells}")
 
     def user_part(samples):
-        return lambda load, profile: (
-            (load.cpu_us - load.system_us) * profile.share(samples(profile))
-        )
+        return lambda load, profile: load.user_us * profile.share(samples(profile))
 
     row("all CPU", lambda load, profile: load.cpu_us)
     row("system (the kernel: sockets, thread wake-ups)", lambda load, profile: load.system_us)
-    row("user", lambda load, profile: load.cpu_us - load.system_us)
+    row("user", lambda load, profile: load.user_us)
     row("  on the main thread (uvicorn's event loop)", user_part(lambda p: p.by_thread[gil.MAIN]))
     row(
         "  on other threads (uvicorn's request threads)",

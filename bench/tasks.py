@@ -45,7 +45,7 @@ from pathlib import Path
 from bakery import bake, run
 from servers import postgres_server
 
-from bench import ENV, PAGE, page_section, replace_section, stop
+from bench import ENV, PAGE, cpu_times, page_section, replace_section, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "tasks.json"
@@ -164,12 +164,6 @@ print(json.dumps(answer))
 '''
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of process `pid` so far, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @contextlib.contextmanager
 def workers(project: Path, env: dict, command: list[str], count: int) -> Iterator[list[int]]:
     """`count` worker processes running `manage.py <command>`, idle and polling; their pids."""
@@ -210,9 +204,9 @@ def drive(project: Path, env: dict, *args: object) -> dict:
 def through(project: Path, env: dict, command: list[str], count: int, *batch: object) -> dict:
     """Run one batch through `count` workers; the batch's figures and the workers' CPU seconds."""
     with workers(project, env, command, count) as pids:
-        before = sum(cpu_seconds(pid) for pid in pids)
+        before = sum(sum(cpu_times(pid)) for pid in pids)
         figures = drive(project, env, "batch", *batch, RUN_TIMEOUT)
-        figures["cpu"] = sum(cpu_seconds(pid) for pid in pids) - before
+        figures["cpu"] = sum(sum(cpu_times(pid)) for pid in pids) - before
     return figures
 
 
